@@ -1,0 +1,40 @@
+# Every target sets up .venv first (created if missing, reinstalled when pyproject.toml or
+# constraints.txt change), installing edgeinfer with the versions pinned in constraints.txt.
+# constraints.txt pins torch==2.13.0 (CPU build): never let pip resolve an unpinned torch.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.edgeinfer-installed
+EXTRAS ?= dev
+
+.PHONY: setup test test-all demo bench bench-quick lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: lint
+	$(BIN)/python -m pytest
+
+demo: setup
+	$(BIN)/edgeinfer demo all
+
+bench: setup
+	$(BIN)/edgeinfer bench all --threads 1,2 --markdown BENCHMARKS.md \
+		--json benchmarks/results.json --plot-dir benchmarks/plots
+
+bench-quick: setup
+	$(BIN)/edgeinfer bench all --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

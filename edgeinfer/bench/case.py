@@ -1,0 +1,109 @@
+"""How an engine declares its benchmark: a ``Benchmark`` holding a factory of ``Case``s.
+
+An engine's ``<engine>/bench.py`` defines ``BENCHMARKS: tuple[Benchmark, ...]``; the harness
+finds it (``discover_benchmarks``). Cases are built by a factory so that discovering
+benchmarks builds no model and allocates nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Benchmark", "Case", "PlotSpec"]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+QualityFn = Callable[[Any, Any, Any], Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of a benchmark table.
+
+    ``setup()`` builds the input (and any models) once, untimed; ``baseline(state)`` and
+    ``candidate(state)`` then run on that *same* state. ``quality(baseline_out,
+    candidate_out, state)`` returns named numbers for the quality column (max abs error,
+    cosine, accuracy ...). ``params`` are numeric knobs of the case (the x-axis of a plot).
+    ``quick`` cases are the ones ``--quick`` runs. ``requires`` names importable modules the
+    case needs (a peer library); without them the row is reported as skipped.
+    """
+
+    name: str
+    setup: Callable[[], Any]
+    baseline: Callable[[Any], Any]
+    candidate: Callable[[Any], Any]
+    quality: QualityFn | None = None
+    params: Mapping[str, float] = field(default_factory=dict)
+    quick: bool = True
+    count_macs: bool = True
+    requires: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"Case.name must be a non-empty string; got {self.name!r}")
+        for attr in ("setup", "baseline", "candidate"):
+            if not callable(getattr(self, attr)):
+                raise TypeError(f"Case {self.name!r}: {attr} must be callable")
+        if self.quality is not None and not callable(self.quality):
+            raise TypeError(f"Case {self.name!r}: quality must be callable or None")
+        for key, value in self.params.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(
+                    f"Case {self.name!r}: params[{key!r}] must be a number; got {value!r}"
+                )
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """A curve-shaped benchmark: plot latency and speed-up against ``params[x]``.
+
+    ``series`` optionally names a param whose values get one line each.
+    """
+
+    x: str
+    xlabel: str
+    series: str | None = None
+    log_x: bool = False
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A named list of cases comparing ``baseline`` against edgeinfer."""
+
+    name: str
+    title: str
+    baseline: str
+    cases: Callable[[], Sequence[Case]]
+    candidate: str = "edgeinfer"
+    description: str = ""
+    plot: PlotSpec | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(
+                "Benchmark.name must be lower-case letters, digits, '-' or '_' "
+                f"(it is typed on the command line); got {self.name!r}"
+            )
+        if not callable(self.cases):
+            raise TypeError(
+                f"Benchmark {self.name!r}: cases must be a callable returning the cases "
+                "(so discovery builds nothing)"
+            )
+
+    def build_cases(self, *, quick: bool = False) -> list[Case]:
+        """The benchmark's cases (only the quick ones when ``quick``); names must be unique."""
+        cases = list(self.cases())
+        for case in cases:
+            if not isinstance(case, Case):
+                raise TypeError(
+                    f"Benchmark {self.name!r}: cases() must return Case objects; "
+                    f"got {type(case).__name__}"
+                )
+        names = [case.name for case in cases]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"Benchmark {self.name!r}: duplicate case names {duplicates}")
+        return [case for case in cases if case.quick] if quick else cases

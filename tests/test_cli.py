@@ -1,0 +1,88 @@
+"""The command line: clear one-line errors with exit status 2, and a bench that writes files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import edgeinfer.bench
+from edgeinfer.bench import DiscoveredBenchmark
+from edgeinfer.cli import ENGINES, _demo_module, main
+from tests.bench.toys import toy_benchmark
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "pointclod"], "unknown engine 'pointclod'; choose from"),
+        (["bench", "vidoe"], "did you mean 'video'"),
+        (["bench", "all", "--threads", "1,x"], "--threads: threads must be a comma-separated"),
+        (["bench", "all", "--threads", "0"], "positive integers or 'all'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "required: command"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_status_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_bad_input_from_the_installed_command_has_no_traceback():
+    run = subprocess.run([sys.executable, "-m", "edgeinfer.cli", "bench", "nope"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stderr.strip().startswith("edgeinfer bench: unknown engine or benchmark 'nope'")
+    assert "Traceback" not in run.stderr
+
+
+def test_info_reports_versions_cpu_threads_and_runtimes(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for needle in ("edgeinfer 0.1.0", "cpu:", "threads: torch intra-op", "torch 2.13.0",
+                   "optional runtimes:", "onnxruntime:", "spconv:", "engines:"):
+        assert needle in out
+
+
+def test_demo_all_runs_or_reports_not_built_for_every_engine(capsys):
+    assert main(["demo", "all"]) == 0
+    out = capsys.readouterr().out
+    for engine in ENGINES:
+        if _demo_module(engine) is None:
+            assert f"the {engine} engine is not built yet" in out
+        else:
+            assert f"== demo {engine}\n" in out
+
+
+def test_bench_writes_table_json_and_plot(tmp_path, monkeypatch, capsys):
+    found = [DiscoveredBenchmark("toys", toy_benchmark())]
+    monkeypatch.setattr(edgeinfer.bench, "discover_benchmarks", lambda: found)
+    markdown, data, plots = tmp_path / "B.md", tmp_path / "r.json", tmp_path / "plots"
+    argv = ["bench", "toy", "--quick", "--threads", "1,2", "--markdown", str(markdown),
+            "--json", str(data), "--plot-dir", str(plots)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("| 4x the work |") == 2  # once per thread count
+    text = markdown.read_text()
+    assert "Written by `edgeinfer bench toy --quick --threads 1,2" in text
+    assert "Toy matmuls — 2 threads (quick)" in text
+    assert "](plots/toy-t1.png)" in text and (plots / "toy-t2.png").exists()
+    assert [r["threads"] for r in json.loads(data.read_text())["results"]] == [1, 2]
+
+
+def test_bench_exits_1_when_a_case_fails(monkeypatch, capsys):
+    from edgeinfer.bench import Benchmark, Case
+
+    def broken(_):
+        raise RuntimeError("kaput")
+
+    bad = Benchmark("bad", "Bad", "none", lambda: [Case("c", lambda: None, broken, broken)])
+    monkeypatch.setattr(edgeinfer.bench, "discover_benchmarks",
+                        lambda: [DiscoveredBenchmark("toys", bad)])
+    assert main(["bench", "bad", "--quick"]) == 1
+    captured = capsys.readouterr()
+    assert "**failed**: RuntimeError: kaput" in captured.out
+    assert "1 case(s) failed: bad/c" in captured.err
