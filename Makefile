@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgeinfer-installed
-EXTRAS ?= dev
+EXTRAS ?= dev,data,mobile
 
 .PHONY: setup test test-all demo bench bench-quick lint clean
 

@@ -119,7 +119,8 @@ def render_markdown(
         lines.append(format_table(result, environment))
         key = f"{result.name}-t{result.threads}"
         if key in plots:
-            lines += [f"![{result.title}, {result.threads} threads]({plots[key]})", ""]
+            threads = "1 thread" if result.threads == 1 else f"{result.threads} threads"
+            lines += [f"![{result.title}, {threads}]({plots[key]})", ""]
     return "\n".join(lines)
 
 
