@@ -1,0 +1,79 @@
+"""Online TSM: run a causal model on a stream, one frame at a time, shift buffers kept inside."""
+
+from __future__ import annotations
+
+import torch
+
+from .tsm import TSMNet, check_frames
+
+__all__ = ["StreamingRunner"]
+
+
+class StreamingRunner:
+    """Feed frames of one stream to a ``shift="causal"`` (or TSN) model as they arrive.
+
+    After frame ``t`` the logits equal ``model.forward_frames(clip)[:, t]`` for the clip of the
+    frames seen since the last :meth:`reset` (the causal shift never looks ahead). Runs under
+    ``torch.inference_mode``; the model must be in eval mode (batch norm on one frame would use
+    that frame's statistics).
+
+    Raises:
+        TypeError: ``model`` is not a :class:`TSMNet`.
+        ValueError: a bidirectional model (it needs future frames) or a model in training mode.
+    """
+
+    def __init__(self, model: TSMNet) -> None:
+        if not isinstance(model, TSMNet):
+            raise TypeError(
+                f"model must be a TSMNet (from edgeinfer.video.create_model); "
+                f"got {type(model).__name__}"
+            )
+        if model.config.shift == "bidirectional":
+            raise ValueError(
+                "StreamingRunner needs a model with shift='causal' (or 'none'); this one is "
+                "'bidirectional', which needs each frame's successor. Rebuild with "
+                "create_model(..., shift='causal') and load the same state_dict"
+            )
+        if model.training:
+            raise ValueError("model is in training mode; call model.eval() before streaming")
+        self.model = model
+        self._buffers: tuple[torch.Tensor, ...] | None = None
+        self._frame_shape: tuple[int, ...] | None = None
+        self.frames_seen = 0
+
+    def reset(self) -> None:
+        """Forget the stream: the next frame is treated as frame 0 and may have any size."""
+        self._buffers = None
+        self._frame_shape = None
+        self.frames_seen = 0
+
+    def step(self, frame: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` of frame ``(3, H, W)`` (B = 1) or ``(B, 3, H, W)``.
+
+        Raises:
+            TypeError: ``frame`` not a floating tensor.
+            ValueError: wrong rank/channels, or a size differing from the stream's first frame
+                (call :meth:`reset` to start a new stream at another size).
+        """
+        if isinstance(frame, torch.Tensor) and frame.dim() == 3:
+            frame = frame.unsqueeze(0)
+        if self.model.training:
+            raise ValueError("model is in training mode; call model.eval() before streaming")
+        buffers = self._buffers
+        if buffers is None:
+            check_frames(frame, "frame", "(3, H, W) or (B, 3, H, W)")
+            batch, _, height, width = frame.shape
+            buffers = self.model.init_buffers(
+                batch, height, width, dtype=frame.dtype, device=frame.device
+            )
+        elif not isinstance(frame, torch.Tensor) or tuple(frame.shape) != self._frame_shape:
+            got = tuple(frame.shape) if isinstance(frame, torch.Tensor) else type(frame).__name__
+            raise ValueError(
+                f"frame size changed mid-stream: expected {self._frame_shape} (B, 3, H, W) as "
+                f"on frame 0, got {got}; resize frames to one size or call reset() first"
+            )
+        with torch.inference_mode():
+            logits, self._buffers = self.model.step(frame, buffers)
+        self._frame_shape = tuple(frame.shape)
+        self.frames_seen += 1
+        return logits
