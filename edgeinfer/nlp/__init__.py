@@ -1,6 +1,32 @@
-"""NLP engine: token redundancy (SpAtten-style pruning and quantisation, HAT-style search).
+"""NLP engine: token redundancy (SpAtten-style token and head pruning of real encoders).
 
-Not built yet.
+``load_encoder`` gives a sentence encoder (offline), optionally pruned with a
+``SpAttenConfig``; ``apply_spatten`` wraps any HF BERT-family encoder in the pruned forward.
+``transformers`` is imported only when a model is loaded.
 """
 
-__all__: list[str] = []
+from .encoder import Encoder, load_encoder, mean_pool
+from .registry import OFFLINE_ENCODERS, list_encoders, resolve_encoder_path
+from .spatten import (
+    SpAttenConfig,
+    SpAttenModel,
+    SpAttenOutput,
+    SpAttenStats,
+    apply_spatten,
+    plan_layers,
+)
+
+__all__ = [
+    "OFFLINE_ENCODERS",
+    "Encoder",
+    "SpAttenConfig",
+    "SpAttenModel",
+    "SpAttenOutput",
+    "SpAttenStats",
+    "apply_spatten",
+    "list_encoders",
+    "load_encoder",
+    "mean_pool",
+    "plan_layers",
+    "resolve_encoder_path",
+]

