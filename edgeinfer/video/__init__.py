@@ -2,10 +2,15 @@
 
 ``temporal_shift`` mixes time at zero MACs; ``create_model("tsm_mobilenetv2", ...)`` builds a
 TSM (or TSN with ``shift="none"``) classifier; ``StreamingRunner`` runs a causal one frame at a
-time with the shift buffers carried inside. Only torch loads with this package.
+time with the shift buffers carried inside; ``DeltaRunner`` recomputes the early stages only
+where a static camera's frame changed; ``export`` writes a streaming ONNX model whose shift
+buffers are graph inputs/outputs, run by ``OnnxStreamingRunner``. Only torch loads with this
+package (onnx/onnxruntime load when exporting or running an exported file).
 """
 
 from .config import ARCHS, MODEL_SHIFTS, VideoModelConfig
+from .delta import DeltaConfig, DeltaRunner, DeltaStats, delta_prefix, max_delta_stages
+from .export import EXPORT_FORMATS, OnnxStreamingRunner, export, onnx_node_count
 from .functional import buffer_shapes, clip_frame_logits, shift_sites, stream_step
 from .registry import create_model, list_models
 from .shift import SHIFT_MODES, shift_step, temporal_shift
@@ -14,15 +19,24 @@ from .tsm import TSMNet
 
 __all__ = [
     "ARCHS",
+    "EXPORT_FORMATS",
     "MODEL_SHIFTS",
     "SHIFT_MODES",
+    "DeltaConfig",
+    "DeltaRunner",
+    "DeltaStats",
+    "OnnxStreamingRunner",
     "StreamingRunner",
     "TSMNet",
     "VideoModelConfig",
     "buffer_shapes",
     "clip_frame_logits",
     "create_model",
+    "delta_prefix",
+    "export",
     "list_models",
+    "max_delta_stages",
+    "onnx_node_count",
     "shift_sites",
     "shift_step",
     "stream_step",

@@ -1,0 +1,181 @@
+"""Changed-pixel updates: threshold 0 equals the dense streaming model, per frame."""
+
+import pytest
+import torch
+from torch.nn import functional
+
+from edgeinfer.video import StreamingRunner, create_model
+from edgeinfer.video.delta import DeltaConfig, DeltaRunner, delta_prefix, max_delta_stages
+from edgeinfer.video.delta_conv import FoldedConv, Grid, conv_delta
+from tests.video.reference import calibrate
+
+DELTA_RTOL = 1e-4  # relative to the largest logit: float error accumulates in the caches
+SIZE = 64
+
+
+def _model(name="tsm_mobilenetv2", shift="causal", width=0.5):
+    torch.manual_seed(0)
+    clip = torch.randn(4, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    return calibrate(create_model(name, num_classes=5, n_segment=4, shift=shift, width=width), clip)
+
+
+def _frames(count, batch=1, seed=2):
+    # a static scene with a moving patch, one frame of sensor noise everywhere, one still frame
+    generator = torch.Generator().manual_seed(seed)
+    frame = torch.rand(batch, 3, SIZE, SIZE, generator=generator)
+    frames = [frame]
+    for t in range(1, count):
+        frame = frame.clone()
+        if t == 3:
+            frame += 0.01 * torch.randn(frame.shape, generator=generator)
+        elif t != 5:
+            y, x = 4 + 3 * t, 2 + 4 * t
+            frame[:, :, y : y + 9, x : x + 13] = torch.rand(batch, 3, 9, 13, generator=generator)
+        frames.append(frame)
+    return frames
+
+
+def _assert_close_logits(actual, expected):
+    scale = float(expected.abs().max())
+    torch.testing.assert_close(actual, expected, rtol=DELTA_RTOL, atol=DELTA_RTOL * scale)
+
+
+@pytest.mark.parametrize(
+    ("name", "shift", "width", "method"),
+    [
+        ("tsm_mobilenetv2", "causal", 0.5, "im2col"),
+        ("tsm_mobilenetv2", "causal", 0.5, "kernel_map"),
+        ("tsm_mobilenetv2", "none", 0.5, "im2col"),
+        ("tsm_resnet18", "causal", 0.25, "kernel_map"),
+    ],
+)
+def test_threshold_zero_equals_dense_stream(name, shift, width, method):
+    model = _model(name, shift, width)
+    dense, delta = StreamingRunner(model), DeltaRunner(model, DeltaConfig(method=method))
+    for frame in _frames(8):
+        _assert_close_logits(delta.step(frame), dense.step(frame))
+    stats = delta.last_stats
+    assert not stats.dense and stats.changed_fraction > 0
+    assert len(stats.active_sites) == len(delta.prefix.layers) == len(stats.total_sites)
+
+
+@pytest.mark.parametrize("dense_above", [0.0, 1.0])
+def test_dense_fallback_and_all_sparse_are_exact(dense_above):
+    model = _model()
+    dense = StreamingRunner(model)
+    delta = DeltaRunner(model, DeltaConfig(dense_above=dense_above))
+    for frame in _frames(5, batch=2):
+        _assert_close_logits(delta.step(frame), dense.step(frame))
+    expected = len(delta.prefix.layers) if dense_above == 0.0 else 0
+    assert delta.last_stats.dense_layers == expected
+
+
+def test_threshold_keeps_reference_within_threshold_and_equals_dense_on_it():
+    model, threshold = _model(), 0.05
+    delta = DeltaRunner(model, DeltaConfig(threshold=threshold))
+    dense = StreamingRunner(model)
+    for t, frame in enumerate(_frames(7)):
+        drifted = frame + 0.03 * t  # a slow global drift: skipped until it passes threshold
+        logits = delta.step(drifted)
+        reference = delta.reference
+        assert float((reference - drifted).abs().max()) <= threshold + 1e-6
+        _assert_close_logits(logits, dense.step(reference))
+
+
+@pytest.mark.parametrize("shift", ["none", "causal"])
+def test_refresh_every_recomputes_densely(shift):
+    model = _model(shift=shift)
+    delta = DeltaRunner(model, DeltaConfig(threshold=0.2, refresh_every=3))
+    on_frames, on_reference = StreamingRunner(model), StreamingRunner(model)
+    for t, frame in enumerate(_frames(7)):
+        logits, expected = delta.step(frame), on_frames.step(frame)
+        assert delta.last_stats.dense == (t % 3 == 0)
+        # the causal shift carries features of earlier (approximated) frames: compare with the
+        # dense stream of the reference images; a TSN refresh frame equals the dense frame
+        _assert_close_logits(logits, on_reference.step(delta.reference))
+        if t % 3 == 0:
+            torch.testing.assert_close(delta.reference, frame)
+            if shift == "none":
+                torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_stats_and_unchanged_frame():
+    model = _model()
+    delta = DeltaRunner(model)
+    frame = torch.rand(1, 3, SIZE, SIZE)
+    delta.step(frame)
+    assert delta.last_stats.dense and delta.last_stats.changed_fraction == 1.0
+    moved = frame.clone()
+    moved[0, :, 10:14, 20:30] += 1.0  # 40 pixels
+    delta.step(moved)
+    stats = delta.last_stats
+    assert stats.changed_fraction == pytest.approx(40 / SIZE**2)
+    assert 0 < stats.active_sites[0] < stats.total_sites[0]
+    assert stats.layer_names[0] == "stem" and all(0 < f < 1 for f in stats.active_fraction)
+    delta.step(moved)
+    assert delta.last_stats.changed_fraction == 0 and sum(delta.last_stats.active_sites) == 0
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "groups", "c_in", "c_out"),
+    [(3, 2, 1, 3, 8), (3, 1, 6, 6, 6), (3, 2, 6, 6, 6), (7, 2, 1, 3, 4), (1, 1, 1, 5, 7)],
+)
+@pytest.mark.parametrize("method", ["im2col", "kernel_map"])
+def test_conv_delta_equals_dense_conv_of_delta_image(kernel, stride, groups, c_in, c_out, method):
+    generator = torch.Generator().manual_seed(kernel * 10 + stride + groups)
+    weight = torch.randn(c_out, c_in // groups, kernel, kernel, generator=generator).double()
+    layer = FoldedConv(weight, torch.zeros(c_out, dtype=torch.float64), stride, groups, "none")
+    batch, height, width = 2, 13, 11
+    mask = torch.rand(batch, height, width, generator=generator) < 0.15
+    mask[1, 0, 0] = mask[0, -1, -1] = True  # corners: the padding
+    image = torch.randn(batch, c_in, height, width, generator=generator).double()
+    image = image * mask.unsqueeze(1)
+    rows = torch.nonzero(mask.reshape(-1)).reshape(-1)
+    delta = image.permute(0, 2, 3, 1).reshape(-1, c_in)[rows]
+    out_rows, change = conv_delta(layer, delta, rows, Grid(batch, height, width), method)
+    expected = functional.conv2d(image, weight, None, stride, kernel // 2, 1, groups)
+    flat = expected.permute(0, 2, 3, 1).reshape(-1, c_out)
+    scattered = torch.zeros_like(flat).index_copy(0, out_rows, change)
+    torch.testing.assert_close(scattered, flat, rtol=1e-12, atol=1e-12)
+    assert torch.equal(out_rows, torch.unique(out_rows))
+
+
+def test_prefix_limits_and_errors():
+    model = _model()
+    limit = max_delta_stages(model.backbone)
+    assert limit == 3  # stem, block 0 (32 -> 16), block 1 (stride 2); block 2 is a shift site
+    assert len(delta_prefix(model.backbone, 1).layers) == 1
+    with pytest.raises(ValueError, match=r"stages must be in \[1, 3\]"):
+        DeltaRunner(model, DeltaConfig(stages=4))
+    with pytest.raises(ValueError, match="bidirectional"):
+        DeltaRunner(_model(shift="bidirectional"))
+    with pytest.raises(TypeError, match="TSMNet"):
+        DeltaRunner(torch.nn.Linear(2, 2))
+    model.train()
+    with pytest.raises(ValueError, match="training mode"):
+        DeltaRunner(model)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"threshold": -1.0}, ValueError, "threshold"),
+        ({"threshold": "0"}, TypeError, "threshold"),
+        ({"stages": 0}, ValueError, "stages"),
+        ({"refresh_every": 1.5}, TypeError, "refresh_every"),
+        ({"method": "fast"}, ValueError, "method must be one of"),
+        ({"dense_above": 2.0}, ValueError, "dense_above"),
+    ],
+)
+def test_config_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        DeltaConfig(**kwargs)
+
+
+def test_frame_size_change_needs_reset():
+    delta = DeltaRunner(_model())
+    delta.step(torch.rand(3, SIZE, SIZE))
+    with pytest.raises(ValueError, match="size changed mid-stream"):
+        delta.step(torch.rand(1, 3, 32, 32))
+    delta.reset()
+    assert delta.step(torch.rand(1, 3, 32, 32)).shape == (1, 5)

@@ -1,0 +1,94 @@
+"""Export: the streaming ONNX graph run in ONNX Runtime equals the torch stream, per frame."""
+
+import sys
+
+import pytest
+import torch
+
+from edgeinfer.video import StreamingRunner, create_model
+from edgeinfer.video.export import OnnxStreamingRunner, export, onnx_node_count
+from tests.video.reference import calibrate
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+ORT_ATOL = 1e-4  # float32 logits, ONNX Runtime kernels vs torch kernels
+SIZE = 48
+
+
+def _model(name="tsm_mobilenetv2", shift="causal", width=0.5):
+    torch.manual_seed(0)
+    clip = torch.randn(4, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    model = create_model(name, num_classes=5, n_segment=4, shift=shift, width=width)
+    return calibrate(model, clip), clip
+
+
+@pytest.mark.parametrize(("name", "width"), [("tsm_mobilenetv2", 0.5), ("tsm_resnet18", 0.25)])
+def test_streaming_onnx_equals_torch_per_frame(tmp_path, name, width):
+    model, clip = _model(name, width=width)
+    path = export(model, "onnx", tmp_path / "stream.onnx", height=SIZE, width=SIZE)
+    assert not model.training  # export leaves the model as it found it
+    runner, reference = OnnxStreamingRunner(path), StreamingRunner(model)
+    assert len(runner._buffer_specs) == model.num_shift_sites
+    for t in range(clip.shape[0]):
+        torch.testing.assert_close(
+            runner.step(clip[t]), reference.step(clip[t]), atol=ORT_ATOL, rtol=ORT_ATOL
+        )
+    assert runner.frames_seen == clip.shape[0]
+    runner.reset()  # buffers zeroed: frame 0 again
+    torch.testing.assert_close(
+        runner.step(clip[0]), StreamingRunner(model).step(clip[0]), atol=ORT_ATOL, rtol=ORT_ATOL
+    )
+
+
+def test_offline_bidirectional_onnx_equals_torch(tmp_path):
+    import onnxruntime
+
+    model, clip = _model(shift="bidirectional")
+    path = export(model, "onnx", tmp_path / "offline.onnx", streaming=False, height=SIZE,
+                  width=SIZE)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"clip": clip.numpy()})
+    with torch.no_grad():
+        expected = model(clip)
+    torch.testing.assert_close(torch.from_numpy(logits), expected, atol=ORT_ATOL, rtol=ORT_ATOL)
+    counts = onnx_node_count(path)
+    assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
+    assert counts["Concat"] > 0 and counts["Conv"] > 0  # the shift is slicing + Concat
+    with pytest.raises(ValueError, match="not a streaming export"):
+        OnnxStreamingRunner(path)
+
+
+def test_executorch_missing_raises_install_hint(monkeypatch, tmp_path):
+    model, _ = _model()
+    monkeypatch.setitem(sys.modules, "executorch", None)
+    monkeypatch.setitem(sys.modules, "executorch.exir", None)
+    with pytest.raises(ImportError, match="pip install executorch"):
+        export(model, "executorch", tmp_path / "model.pte", height=SIZE, width=SIZE)
+
+
+def test_export_errors(tmp_path):
+    model, _ = _model()
+    with pytest.raises(ValueError, match="format must be one of"):
+        export(model, "tflite", tmp_path / "m")
+    with pytest.raises(TypeError, match="TSMNet"):
+        export(torch.nn.Linear(2, 2), "onnx", tmp_path / "m")
+    with pytest.raises(ValueError, match="height must be an int"):
+        export(model, "onnx", tmp_path / "m", height=0)
+    bidirectional, _ = _model(shift="bidirectional")
+    with pytest.raises(ValueError, match="streaming=False"):
+        export(bidirectional, "onnx", tmp_path / "m")
+    model.train()
+    with pytest.raises(ValueError, match="training mode"):
+        export(model, "onnx", tmp_path / "m")
+
+
+def test_onnx_runner_rejects_other_frame_sizes(tmp_path):
+    model, _ = _model(shift="none")
+    path = export(model, "onnx", tmp_path / "tsn.onnx", height=32, width=32)
+    runner = OnnxStreamingRunner(path, num_threads=1)
+    assert runner.step(torch.rand(1, 3, 32, 32)).shape == (1, 5)
+    with pytest.raises(ValueError, match="exported shape"):
+        runner.step(torch.rand(1, 3, 48, 48))
+    with pytest.raises(ValueError, match="num_threads"):
+        OnnxStreamingRunner(path, num_threads=0)
