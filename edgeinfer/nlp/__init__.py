@@ -8,6 +8,7 @@
 from .encoder import Encoder, load_encoder, mean_pool
 from .registry import OFFLINE_ENCODERS, list_encoders, resolve_encoder_path
 from .spatten import (
+    QuantConfig,
     SpAttenConfig,
     SpAttenModel,
     SpAttenOutput,
@@ -19,6 +20,7 @@ from .spatten import (
 __all__ = [
     "OFFLINE_ENCODERS",
     "Encoder",
+    "QuantConfig",
     "SpAttenConfig",
     "SpAttenModel",
     "SpAttenOutput",

@@ -49,7 +49,7 @@ def base():
 
 @pytest.fixture(scope="module")
 def halved(base):
-    return load_encoder("all-MiniLM-L6-v2", spatten=SpAttenConfig(token_keep=0.5))
+    return load_encoder("all-MiniLM-L6-v2", spatten=SpAttenConfig(token_keep=0.5, quant=None))
 
 
 def _reference(encoder, texts):
@@ -76,7 +76,7 @@ def test_unpruned_encoder_matches_sentence_transformers_recipe(base):
 
 def test_keep_ratio_one_reproduces_the_unpruned_model(base):
     identity = load_encoder(
-        "all-MiniLM-L6-v2", spatten=SpAttenConfig(token_keep=1.0, head_keep=1.0)
+        "all-MiniLM-L6-v2", spatten=SpAttenConfig(token_keep=1.0, head_keep=1.0, quant=None)
     )
     emb = identity.encode(TEXTS, batch_size=len(TEXTS))
     np.testing.assert_allclose(emb, _reference(base, TEXTS), atol=IDENTITY_ATOL)
@@ -108,7 +108,7 @@ def test_padded_batch_equals_each_text_alone(halved):
 
 
 def test_head_pruning_slices_heads_and_stays_close(base):
-    config = SpAttenConfig(token_keep=1.0, head_keep=0.75)
+    config = SpAttenConfig(token_keep=1.0, head_keep=0.75, quant=None)
     model = apply_spatten(base.model, config)
     inputs, _ = base.tokenize([TEXTS[2]])
     out = model(**inputs)
@@ -173,3 +173,28 @@ def test_importing_the_engine_does_not_import_transformers():
     code = "import sys, edgeinfer.nlp; print('transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_int8_linears_stay_close_and_work_with_head_slicing(base):
+    from tests.nlp.tolerances import MIN_MEAN_COSINE_INT8
+
+    int8 = apply_spatten(base.model, SpAttenConfig(token_keep=1.0, head_keep=0.75))
+    inputs, _ = base.tokenize(TEXTS)
+    out = int8(**inputs)
+    assert out.stats.linear_bits == 8 and out.stats.heads == (12, 12, 11, 10, 10, 9)
+    pooled = torch.nn.functional.normalize((out.hidden * out.mask[..., None]).sum(1), dim=1)
+    sliced = (pooled.numpy() * base.encode(TEXTS)).sum(axis=1)
+    assert sliced.mean() > 0.7  # as the float head-pruning test
+    only = load_encoder("all-MiniLM-L6-v2", spatten=SpAttenConfig(token_keep=1.0))
+    cosine = (only.encode(TEXTS) * base.encode(TEXTS)).sum(axis=1)
+    assert cosine.mean() >= MIN_MEAN_COSINE_INT8, cosine
+
+
+def test_progressive_attention_reports_recomputed_rows(base):
+    from edgeinfer.nlp import QuantConfig
+
+    quant = QuantConfig(linear_int8=False, attn_bits=4, recompute_threshold=0.1)
+    model = apply_spatten(base.model, SpAttenConfig(token_keep=1.0, quant=quant))
+    inputs, _ = base.tokenize(TEXTS[2:3])
+    out = model(**inputs)
+    assert all(0.0 <= r <= 1.0 for r in out.stats.recomputed) and len(out.stats.recomputed) == 6

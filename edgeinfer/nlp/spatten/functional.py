@@ -8,12 +8,13 @@ the front of each row in their original order, so a shorter sequence is padded a
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
-import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from ...common_sparse import select_rows, threshold_rows, topk_rows
+from .quant import apply_linear
 
 __all__ = [
     "attention_output",
@@ -35,51 +36,55 @@ def head_rows(heads: torch.Tensor, head_size: int) -> torch.Tensor:
     return (heads[:, None] * head_size + offsets).reshape(-1)
 
 
-def _sliced_linear(x: torch.Tensor, linear: nn.Linear, rows: torch.Tensor | None) -> torch.Tensor:
-    if rows is None:
-        return linear(x)
-    weight = select_rows(linear.weight, rows)
-    bias = None if linear.bias is None else select_rows(linear.bias, rows)
-    return F.linear(x, weight, bias)
-
-
 def project_heads(
-    x: torch.Tensor, attention: nn.Module, rows: torch.Tensor | None, head_size: int
+    x: torch.Tensor, linears: Mapping[str, nn.Module], rows: torch.Tensor | None, head_size: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Query, key, value ``(B, h, L, d)`` of the kept heads of ``x (B, L, D)``.
 
-    ``attention`` is the HF self-attention module (``query``/``key``/``value`` linears);
-    ``rows`` from ``head_rows`` or ``None`` for all heads. Weights are physically sliced.
+    ``linears``: the layer's ``"query"``/``"key"``/``"value"`` linears (``nn.Linear`` or
+    ``Int8Linear``), or one fused ``"qkv"`` linear; ``rows`` from ``head_rows`` or ``None``
+    for all heads. Weights are physically sliced.
     """
     batch, length, _ = x.shape
 
     def split(y: torch.Tensor) -> torch.Tensor:
         return y.view(batch, length, -1, head_size).transpose(1, 2)
 
+    if "qkv" in linears:  # one fused GEMM: weight rows [query; key; value]
+        width = linears["qkv"].out_features // 3
+        fused = None if rows is None else torch.cat([rows, rows + width, rows + 2 * width])
+        return tuple(split(y) for y in apply_linear(x, linears["qkv"], rows=fused).chunk(3, -1))
     return tuple(
-        split(_sliced_linear(x, linear, rows))
-        for linear in (attention.query, attention.key, attention.value)
+        split(apply_linear(x, linears[name], rows=rows)) for name in ("query", "key", "value")
     )
 
 
 def attention_output(
-    context: torch.Tensor, residual: torch.Tensor, output: nn.Module, rows: torch.Tensor | None
+    context: torch.Tensor,
+    residual: torch.Tensor,
+    dense: nn.Module,
+    layer_norm: nn.Module,
+    rows: torch.Tensor | None,
 ) -> torch.Tensor:
     """Output projection + residual + LayerNorm: ``context (B, h, L, d)`` -> ``(B, L, D)``.
 
-    ``output`` is the HF ``BertSelfOutput``; with ``rows`` only the kept heads' input columns
-    of its dense weight are used.
+    ``dense`` is the output linear; with ``rows`` only the kept heads' input columns are used.
     """
     batch, _, length, _ = context.shape
     merged = context.transpose(1, 2).reshape(batch, length, -1)
-    dense = output.dense
-    weight = dense.weight if rows is None else dense.weight.index_select(1, rows)
-    return output.LayerNorm(F.linear(merged, weight, dense.bias) + residual)
+    return layer_norm(apply_linear(merged, dense, cols=rows) + residual)
 
 
-def feed_forward(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
-    """The layer's FFN block with residual + LayerNorm, ``(B, L, D)`` -> ``(B, L, D)``."""
-    return layer.output(layer.intermediate(x), x)
+def feed_forward(
+    x: torch.Tensor, layer: nn.Module, linears: Mapping[str, nn.Module]
+) -> torch.Tensor:
+    """The layer's FFN block with residual + LayerNorm, ``(B, L, D)`` -> ``(B, L, D)``.
+
+    ``layer`` is the HF layer (activation, LayerNorm); ``linears["ffn_in"]`` and
+    ``linears["ffn_out"]`` its two linears (``nn.Linear`` or ``Int8Linear``).
+    """
+    inner = layer.intermediate.intermediate_act_fn(apply_linear(x, linears["ffn_in"]))
+    return layer.output.LayerNorm(apply_linear(inner, linears["ffn_out"]) + x)
 
 
 def token_importance(
@@ -90,12 +95,14 @@ def token_importance(
     Estimated from every ``stride``-th query row (real rows only) so it stays cheap next to
     the fused SDPA that produces the layer output: ``query, key (B, h, L, d)``.
     """
-    sampled = query[:, :, ::stride]  # (B, h, Lq, d)
-    logits = sampled @ key.transpose(-1, -2) / math.sqrt(query.shape[-1])  # (B, h, Lq, L)
-    logits = logits.masked_fill(~mask[:, None, None, :], float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    weights = mask[:, ::stride].to(probs.dtype)  # padded query rows count 0
-    return torch.einsum("bhqk,bq->bk", probs, weights)
+    batch, heads, _, head_size = query.shape
+    sampled = query[:, :, ::stride] * head_size**-0.5  # (B, h, Lq, d)
+    logits = sampled @ key.transpose(-1, -2)  # (B, h, Lq, L)
+    if not bool(mask.all()):
+        logits = logits.masked_fill(~mask[:, None, None, :], float("-inf"))
+    probs = torch.softmax(logits, dim=-1).reshape(batch, -1, key.shape[2])  # (B, h*Lq, L)
+    weights = mask[:, ::stride].to(probs.dtype).repeat(1, heads)  # padded query rows count 0
+    return (weights[:, None, :] @ probs).reshape(batch, -1)
 
 
 def head_magnitude(context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

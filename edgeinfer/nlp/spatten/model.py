@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from .config import LayerPlan, SpAttenConfig, plan_layers
+from .config import LayerPlan, QuantConfig, SpAttenConfig, plan_layers
 from .functional import (
     attention_output,
     feed_forward,
@@ -32,9 +32,23 @@ from .functional import (
     select_heads,
     token_importance,
 )
+from .progressive import progressive_attention
+from .quant import Int8Linear
 
-__all__ = ["SpAttenModel", "SpAttenOutput", "SpAttenStats", "apply_spatten", "spatten_forward"]
+__all__ = [
+    "SpAttenModel",
+    "SpAttenOutput",
+    "SpAttenStats",
+    "apply_spatten",
+    "layer_linears",
+    "spatten_forward",
+]
 
+_LINEARS = {
+    "query": "attention.self.query", "key": "attention.self.key",
+    "value": "attention.self.value", "out": "attention.output.dense",
+    "ffn_in": "intermediate.dense", "ffn_out": "output.dense",
+}  # fmt: skip
 _LAYER_PARTS = (
     "attention.self.query", "attention.self.key", "attention.self.value",
     "attention.output.dense", "attention.output.LayerNorm", "intermediate", "output",
@@ -44,12 +58,16 @@ _LAYER_PARTS = (
 @dataclass(frozen=True)
 class SpAttenStats:
     """What each layer processed: padded row length at attention and at FFN, real tokens at
-    FFN (summed over the batch) and heads used. Tuples of one entry per layer."""
+    FFN (summed over the batch), heads used, and the fraction of real attention query rows
+    computed in full precision (1.0 without progressive attention quantisation). Tuples of
+    one entry per layer; ``linear_bits`` is 8 with int8 linears, else 32."""
 
     attention_lengths: tuple[int, ...]
     ffn_lengths: tuple[int, ...]
     ffn_tokens: tuple[int, ...]
     heads: tuple[int, ...]
+    recomputed: tuple[float, ...] = ()
+    linear_bits: int = 32
 
 
 @dataclass(frozen=True)
@@ -105,13 +123,41 @@ def _default_protect(mask: torch.Tensor) -> torch.Tensor:
     return protect & mask
 
 
-def _attend(hidden, mask, layer, heads, head_size):
+def _attend(hidden, mask, linears, heads, head_size, quant):
+    """Kept heads' query, key, context ``(B, h, L, d)``, head rows and recomputed fraction."""
     rows = None if heads is None else head_rows(heads, head_size)
-    query, key, value = project_heads(hidden, layer.attention.self, rows, head_size)
+    query, key, value = project_heads(hidden, linears, rows, head_size)
+    if quant is not None and quant.attn_bits is not None:
+        context, redo = progressive_attention(
+            query, key, value, mask, quant.attn_bits, quant.recompute_threshold
+        )
+        real = mask.sum() * query.shape[1]
+        return query, key, context, rows, float(redo.sum() / real)
     full = bool(mask.all())  # no padding: the unmasked SDPA kernel is faster
     attn_mask = None if full else mask[:, None, None, :]
     context = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask)
-    return query, key, context, rows
+    return query, key, context, rows, 1.0
+
+
+def layer_linears(layer: nn.Module, quant: QuantConfig | None) -> nn.ModuleDict:
+    """The linears of a BERT layer by role: the layer's own ``query``, ``key``, ``value``,
+    ``out``, ``ffn_in``, ``ffn_out`` (shared ``nn.Linear``); with int8 linears ``Int8Linear``
+    copies, Q/K/V fused into one ``qkv`` (a single GEMM and activation quantisation)."""
+    found = {}
+    for role, path in _LINEARS.items():
+        module = layer
+        for name in path.split("."):
+            module = getattr(module, name)
+        found[role] = module
+    if quant is None or not quant.linear_int8:
+        return nn.ModuleDict(found)
+    parts = [found.pop(role) for role in ("query", "key", "value")]
+    fused = nn.Linear(parts[0].in_features, 3 * parts[0].out_features)
+    with torch.no_grad():
+        fused.weight.copy_(torch.cat([p.weight for p in parts]))
+        fused.bias.copy_(torch.cat([p.bias for p in parts]))
+    found["qkv"] = fused
+    return nn.ModuleDict({role: Int8Linear(module) for role, module in found.items()})
 
 
 def spatten_forward(
@@ -120,13 +166,17 @@ def spatten_forward(
     plans: tuple[LayerPlan, ...],
     inputs: dict[str, torch.Tensor],
     config: SpAttenConfig,
+    linears: nn.ModuleList | None = None,
 ) -> SpAttenOutput:
     """Embeddings + layers with cascade token/head pruning (see the module docstring).
 
     ``inputs``: ``input_ids (B, L)``, ``attention_mask (B, L)``, optional
     ``token_type_ids (B, L)`` and ``protect (B, L)`` (always-kept tokens; default first and
-    last real token). ``plans`` from ``plan_layers``, one per layer.
+    last real token). ``plans`` from ``plan_layers``, one per layer. ``linears``: one
+    ``layer_linears`` dict per layer (default: built from ``config.quant``, uncached).
     """
+    if linears is None:
+        linears = nn.ModuleList(layer_linears(layer, config.quant) for layer in layers)
     mask = inputs["attention_mask"].bool()
     protect = inputs.get("protect")
     protect = _default_protect(mask) if protect is None else protect.bool() & mask
@@ -138,18 +188,20 @@ def spatten_forward(
     original_lengths = mask.sum(dim=1)
     importance = hidden.new_zeros(batch, length)
     head_score = hidden.new_zeros(n_heads)
-    heads, stats = None, {"att": [], "ffn": [], "tok": [], "heads": []}
+    heads, stats = None, {"att": [], "ffn": [], "tok": [], "heads": [], "redo": []}
     threshold = config.token_threshold if config.token_mode == "threshold" else None
-    for layer, plan in zip(layers, plans, strict=True):
+    for layer, plan, lin in zip(layers, plans, linears, strict=True):
         stats["att"].append(hidden.shape[1])
         stats["heads"].append(n_heads if heads is None else heads.numel())
-        query, key, context, rows = _attend(hidden, mask, layer, heads, head_size)
+        query, key, context, rows, redo = _attend(hidden, mask, lin, heads, head_size, config.quant)
+        stats["redo"].append(redo)
         if plan.score_tokens:
             importance = importance + token_importance(query, key, mask, config.score_stride)
         if plan.score_heads:
             kept = torch.arange(n_heads) if heads is None else heads
             head_score[kept] += head_magnitude(context, mask)
-        hidden = attention_output(context, hidden, layer.attention.output, rows)
+        out = layer.attention.output
+        hidden = attention_output(context, hidden, lin["out"], out.LayerNorm, rows)
         if plan.token_ratio is not None:
             counts = keep_counts(original_lengths, plan.token_ratio, protect.sum(dim=1))
             (hidden, importance, positions, protect), mask = prune_tokens(
@@ -159,12 +211,15 @@ def spatten_forward(
             protect = protect & mask
         stats["ffn"].append(hidden.shape[1])
         stats["tok"].append(int(mask.sum()))
-        hidden = feed_forward(hidden, layer)
+        hidden = feed_forward(hidden, layer, lin)
         if plan.head_count is not None:
             current = torch.arange(n_heads) if heads is None else heads
             heads = select_heads(head_score, current, plan.head_count)
     positions = positions.masked_fill(~mask, -1)
-    summary = SpAttenStats(*(tuple(stats[k]) for k in ("att", "ffn", "tok", "heads")))
+    summary = SpAttenStats(
+        *(tuple(stats[k]) for k in ("att", "ffn", "tok", "heads", "redo")),
+        linear_bits=8 if config.quant is not None and config.quant.linear_int8 else 32,
+    )
     return SpAttenOutput(hidden=hidden, mask=mask, positions=positions, stats=summary)
 
 
@@ -182,6 +237,7 @@ class SpAttenModel(nn.Module):
         self.model = model
         self.config = config
         self.plans = plan_layers(config, len(layers), heads)
+        self.linears = nn.ModuleList(layer_linears(layer, config.quant) for layer in layers)
 
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra):
@@ -199,7 +255,7 @@ class SpAttenModel(nn.Module):
             raise ValueError("every sequence needs at least one real token in attention_mask")
         embeddings, layers = _encoder_parts(self.model)
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, **extra}
-        return spatten_forward(embeddings, layers, self.plans, inputs, self.config)
+        return spatten_forward(embeddings, layers, self.plans, inputs, self.config, self.linears)
 
 
 def apply_spatten(model: nn.Module, config: SpAttenConfig | None = None) -> SpAttenModel:
