@@ -2,7 +2,8 @@
 
 ``temporal_shift`` mixes time at zero MACs; ``create_model("tsm_mobilenetv2", ...)`` builds a
 TSM (or TSN with ``shift="none"``) classifier; ``StreamingRunner`` runs a causal one frame at a
-time with the shift buffers carried inside; ``DeltaRunner`` recomputes the early stages only
+time with the shift buffers carried inside; ``FrameGate``/``GatedRunner`` skip frames that
+barely changed; ``DeltaRunner`` recomputes the early stages only
 where a static camera's frame changed; ``export`` writes a streaming ONNX model whose shift
 buffers are graph inputs/outputs, run by ``OnnxStreamingRunner``. Only torch loads with this
 package (onnx/onnxruntime load when exporting or running an exported file).
@@ -14,6 +15,7 @@ from .export import EXPORT_FORMATS, OnnxStreamingRunner, export, onnx_node_count
 from .functional import buffer_shapes, clip_frame_logits, shift_sites, stream_step
 from .registry import create_model, list_models
 from .shift import SHIFT_MODES, shift_step, temporal_shift
+from .skip import FrameGate, GateConfig, GatedRunner, GateStats, frame_to_tensor
 from .stream import StreamingRunner
 from .tsm import TSMNet
 
@@ -25,6 +27,10 @@ __all__ = [
     "DeltaConfig",
     "DeltaRunner",
     "DeltaStats",
+    "FrameGate",
+    "GateConfig",
+    "GateStats",
+    "GatedRunner",
     "OnnxStreamingRunner",
     "StreamingRunner",
     "TSMNet",
@@ -34,6 +40,7 @@ __all__ = [
     "create_model",
     "delta_prefix",
     "export",
+    "frame_to_tensor",
     "list_models",
     "max_delta_stages",
     "onnx_node_count",
