@@ -9,26 +9,47 @@ y = spnn.Conv3d(4, 32, kernel_size=3)(x)
 logits = create_model("minkunet", in_channels=4, num_classes=6)(x)  # (N, 6) per voxel
 ```
 
-Imports numpy and torch only; scipy loads when a kernel map is turned into matrices.
+``load_pretrained()`` returns the MinkUNet trained on generated street scenes
+(``scripts/train_pointcloud.py`` retrains it). Imports numpy and torch only; scipy loads
+when a kernel map is turned into matrices.
 """
 
-from . import functional, models, nn
+from . import functional, models, nn, train
 from .dense import from_dense, to_dense
 from .models import PointTensor, create_model, list_models
 from .quantize import sparse_collate, sparse_quantize
 from .tensor import SparseCache, SparseTensor
+from .train import (
+    TrainConfig,
+    TrainReport,
+    evaluate_iou,
+    load_checkpoint,
+    load_pretrained,
+    predict_points,
+    save_checkpoint,
+    train_segmenter,
+)
 
 __all__ = [
     "PointTensor",
     "SparseCache",
     "SparseTensor",
+    "TrainConfig",
+    "TrainReport",
     "create_model",
+    "evaluate_iou",
     "from_dense",
     "functional",
     "list_models",
+    "load_checkpoint",
+    "load_pretrained",
     "models",
     "nn",
+    "predict_points",
+    "save_checkpoint",
     "sparse_collate",
     "sparse_quantize",
     "to_dense",
+    "train",
+    "train_segmenter",
 ]
