@@ -7,6 +7,8 @@ barely changed; ``DeltaRunner`` recomputes the early stages only
 where a static camera's frame changed; ``export`` writes a streaming ONNX model whose shift
 buffers are graph inputs/outputs, run by ``OnnxStreamingRunner``. Only torch loads with this
 package (onnx/onnxruntime load when exporting or running an exported file).
+``load_pretrained("tsm" | "tsn")`` returns the small motion classifiers trained by
+``scripts/train_video.py`` on the synthetic motion set.
 """
 
 from .config import ARCHS, MODEL_SHIFTS, VideoModelConfig
@@ -17,12 +19,23 @@ from .registry import create_model, list_models
 from .shift import SHIFT_MODES, shift_step, temporal_shift
 from .skip import FrameGate, GateConfig, GatedRunner, GateStats, frame_to_tensor
 from .stream import StreamingRunner
+from .train import (
+    PRETRAINED_KINDS,
+    TrainConfig,
+    TrainResult,
+    evaluate,
+    load_checkpoint,
+    load_pretrained,
+    save_checkpoint,
+    train_classifier,
+)
 from .tsm import TSMNet
 
 __all__ = [
     "ARCHS",
     "EXPORT_FORMATS",
     "MODEL_SHIFTS",
+    "PRETRAINED_KINDS",
     "SHIFT_MODES",
     "DeltaConfig",
     "DeltaRunner",
@@ -34,18 +47,25 @@ __all__ = [
     "OnnxStreamingRunner",
     "StreamingRunner",
     "TSMNet",
+    "TrainConfig",
+    "TrainResult",
     "VideoModelConfig",
     "buffer_shapes",
     "clip_frame_logits",
     "create_model",
     "delta_prefix",
+    "evaluate",
     "export",
     "frame_to_tensor",
     "list_models",
+    "load_checkpoint",
+    "load_pretrained",
     "max_delta_stages",
     "onnx_node_count",
+    "save_checkpoint",
     "shift_sites",
     "shift_step",
     "stream_step",
     "temporal_shift",
+    "train_classifier",
 ]

@@ -1,0 +1,271 @@
+"""Benchmark of the video engine: temporal shift at zero cost, streaming, export, skipping.
+
+Cases (baseline vs candidate, same process, same input):
+
+- ``tsn-vs-tsm``: the shipped TSN and TSM motion checkpoints (identical architecture) on the
+  held-out motion clips; quality = both accuracies and whether their MACs are equal. A speed-up
+  of ~1.0 is the point: the shift adds accuracy, not latency.
+- ``stream-shift``: one streaming step at 224x224 of MobileNetV2 (width 1.0) without shift
+  (TSN) vs with the causal shift buffers (TSM), same seeded weights; quality = the logit
+  change relative to the logits (the shift changes what the model computes; not an error).
+- ``onnx-stream``: the eager torch streaming step vs ONNX Runtime on the exported graph;
+  quality = max abs logit difference over a few frames.
+- ``gate``: a static-camera stream (``generate_static_stream``) through the shipped TSM, every
+  frame vs :class:`~edgeinfer.video.GatedRunner`; quality = fraction of per-frame predictions
+  equal to the every-frame ones, fraction skipped.
+- ``delta-<p>%``: a blob covering ``p`` % of a 224x224 frame changes; dense streaming step vs
+  :class:`~edgeinfer.video.DeltaRunner` (exact threshold 0); quality = max abs logit error and
+  that error relative to the largest logit (the seeded model's logits are small).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from ..bench import Benchmark, Case, PlotSpec
+
+__all__ = ["BENCHMARKS", "blob_change", "make_cases"]
+
+_SIDE = 224
+_DELTA_FRACTIONS = (0.01, 0.05, 0.10, 0.25)
+
+
+@functools.lru_cache(maxsize=4)
+def _pretrained(kind: str, shift: str | None = None):
+    from .train import load_pretrained
+
+    return load_pretrained(kind, shift=shift)
+
+
+@functools.lru_cache(maxsize=4)
+def _mobilenet(shift: str):
+    """Width-1.0 MobileNetV2 TSM (seeded weights; shift only changes the wiring)."""
+    import torch
+
+    from .registry import create_model
+
+    torch.manual_seed(0)
+    return create_model("tsm_mobilenetv2", num_classes=9, shift=shift).eval()
+
+
+def _frame(seed: int = 0, side: int = _SIDE):
+    import torch
+
+    from ..datasets.static_stream import generate_static_stream
+
+    frames, _ = generate_static_stream(seed, frames=1, size=(side, side))
+    return torch.from_numpy(frames[0]).permute(2, 0, 1)[None].float().div(255.0)
+
+
+def blob_change(frame, fraction: float, seed: int = 0):
+    """A copy of ``frame (1, 3, H, W)`` with a disk covering ``fraction`` of its pixels set to
+    new random colours (a moving object's footprint)."""
+    import torch
+
+    _, _, height, width = frame.shape
+    rng = np.random.default_rng(seed)
+    radius = float(np.sqrt(fraction * height * width / np.pi))
+    cy, cx = rng.uniform(radius, height - radius), rng.uniform(radius, width - radius)
+    ys, xs = np.mgrid[:height, :width]
+    mask = torch.from_numpy((ys + 0.5 - cy) ** 2 + (xs + 0.5 - cx) ** 2 <= radius**2)
+    changed = frame.clone()
+    colours = torch.from_numpy(rng.random((3, height, width), dtype=np.float32))
+    changed[0][:, mask] = colours[:, mask]
+    return changed
+
+
+# tsn-vs-tsm ---------------------------------------------------------------------------------
+
+
+def _setup_offline(per_class: int) -> dict[str, Any]:
+    from ..datasets.video import make_motion_dataset
+    from .train import clips_to_tensor
+
+    tsn, info = _pretrained("tsn")
+    tsm, _ = _pretrained("tsm")
+    seed = int(info["metadata"].get("eval_seed", 0))
+    clips, labels = make_motion_dataset(per_class, seed, size=int(info["input_size"]))
+    return {"tsn": tsn, "tsm": tsm, "clip": clips_to_tensor(clips), "labels": labels}
+
+
+def _quality_offline(tsn_logits, tsm_logits, state) -> dict[str, float]:
+    from ..bench import count_macs
+
+    labels = state["labels"]
+    macs = [count_macs(state[key], state["clip"][:8]) for key in ("tsn", "tsm")]
+    return {
+        "TSN acc": float((tsn_logits.argmax(1).numpy() == labels).mean()),
+        "TSM acc": float((tsm_logits.argmax(1).numpy() == labels).mean()),
+        "MACs equal": float(macs[0] == macs[1] and macs[0] is not None),
+    }
+
+
+# streaming step: shift overhead and ONNX ----------------------------------------------------
+
+
+def _stream_state(model) -> dict[str, Any]:
+    frame = _frame()
+    return {"model": model, "frame": frame, "buffers": model.init_buffers(1, _SIDE, _SIDE)}
+
+
+def _step(model_key: str, buffers_key: str):
+    def run(state: dict[str, Any]):
+        logits, state[buffers_key] = state[model_key].step(state["frame"], state[buffers_key])
+        return logits
+    return run
+
+
+def _setup_shift() -> dict[str, Any]:
+    tsm, tsn = _mobilenet("causal"), _mobilenet("none")
+    tsn.load_state_dict(tsm.state_dict())
+    state = _stream_state(tsm)
+    state.update(tsn=tsn, tsn_buffers=())
+    return state
+
+
+def _setup_onnx() -> dict[str, Any]:
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from .export import OnnxStreamingRunner, export
+
+    model = _mobilenet("causal")
+    folder = Path(tempfile.mkdtemp(prefix="edgeinfer-video-bench-"))
+    path = export(model, "onnx", folder / "tsm_stream.onnx", height=_SIDE, width=_SIDE)
+    state = _stream_state(model)
+    state["ort"] = OnnxStreamingRunner(path, num_threads=torch.get_num_threads())
+    return state
+
+
+def _quality_onnx(_, __, state) -> dict[str, float]:
+    import torch
+
+    from .stream import StreamingRunner
+
+    eager, ort = StreamingRunner(state["model"]), state["ort"]
+    ort.reset()
+    worst = 0.0
+    for seed in range(4):  # a short stream: the buffers must carry over identically
+        frame = _frame(seed)
+        worst = max(worst, float((eager.step(frame) - ort.step(frame)).abs().max()))
+    ort.reset()
+    return {"max abs diff": worst, "finite": float(torch.isfinite(torch.tensor(worst)))}
+
+
+# frame gate ---------------------------------------------------------------------------------
+
+
+def _setup_gate(frames: int) -> dict[str, Any]:
+    import torch
+
+    from ..datasets.static_stream import generate_static_stream
+    from .skip import FrameGate, GateConfig, GatedRunner, frame_to_tensor
+    from .stream import StreamingRunner
+
+    model, info = _pretrained("tsm", "causal")
+    side = 2 * int(info["input_size"])
+
+    def preprocess(frame: np.ndarray):
+        tensor = frame_to_tensor(frame)
+        return torch.nn.functional.interpolate(tensor, size=(side, side), mode="area")
+
+    stream, _ = generate_static_stream(3, frames=frames, size=(120, 160), event_rate=0.03)
+    runner = StreamingRunner(model)
+    gated = GatedRunner(StreamingRunner(model), FrameGate(GateConfig()), preprocess=preprocess)
+    return {"stream": stream, "runner": runner, "gated": gated, "preprocess": preprocess}
+
+
+def _every_frame(state: dict[str, Any]) -> np.ndarray:
+    runner, preprocess = state["runner"], state["preprocess"]
+    runner.reset()
+    return np.array([int(runner.step(preprocess(f)).argmax()) for f in state["stream"]])
+
+
+def _gated(state: dict[str, Any]) -> tuple[np.ndarray, float]:
+    gated = state["gated"]
+    gated.reset()
+    out = np.array([int(gated.step(frame).argmax()) for frame in state["stream"]])
+    return out, gated.stats.skip_ratio
+
+
+def _quality_gate(every, gated, _) -> dict[str, float]:
+    predictions, skipped = gated
+    return {"agree": float((predictions == every).mean()), "skipped": skipped}
+
+
+# delta ----------------------------------------------------------------------------------------
+
+
+def _setup_delta(fraction: float) -> dict[str, Any]:
+    from .delta import DeltaConfig, DeltaRunner
+    from .stream import StreamingRunner
+
+    model = _mobilenet("causal")
+    first = _frame()
+    frames = (first, blob_change(first, fraction))
+    dense, delta = StreamingRunner(model), DeltaRunner(model, DeltaConfig(threshold=0.0))
+    dense.step(first)
+    delta.step(first)
+    return {"frames": frames, "dense": dense, "delta": delta, "turn": {"dense": 0, "delta": 0}}
+
+
+def _alternate(key: str):
+    """Step runner ``key`` on the other frame of the pair each call (``fraction`` changes)."""
+    def run(state: dict[str, Any]):
+        state["turn"][key] ^= 1
+        return state[key].step(state["frames"][state["turn"][key]])
+    return run
+
+
+def _max_abs(reference, result, _) -> dict[str, float]:
+    error = float((reference - result).abs().max())
+    return {"max abs err": error, "rel err": error / max(float(reference.abs().max()), 1e-30)}
+
+
+def _shift_effect(tsn_logits, tsm_logits, _) -> dict[str, float]:
+    """How much the shift changes the logits, relative to their size (not an error)."""
+    change = float((tsn_logits - tsm_logits).abs().max())
+    return {"rel logit change": change / max(float(tsn_logits.abs().max()), 1e-30)}
+
+
+def make_cases() -> list[Case]:
+    """The cases of the ``video`` benchmark (see the module docstring)."""
+    cases = [
+        Case("tsn-vs-tsm", lambda: _setup_offline(40), lambda s: s["tsn"](s["clip"]),
+             lambda s: s["tsm"](s["clip"]), _quality_offline, quick=False),
+        Case("tsn-vs-tsm-small", lambda: _setup_offline(8), lambda s: s["tsn"](s["clip"]),
+             lambda s: s["tsm"](s["clip"]), _quality_offline, quick=True),
+        Case("stream-shift-224", _setup_shift, _step("tsn", "tsn_buffers"),
+             _step("model", "buffers"), _shift_effect, quick=True),
+        Case("onnx-stream-224", _setup_onnx, _step("model", "buffers"),
+             lambda s: s["ort"].step(s["frame"]), _quality_onnx, quick=False,
+             count_macs=False, requires=("onnx", "onnxruntime")),
+        Case("gate-static-stream", lambda: _setup_gate(60), _every_frame, _gated,
+             _quality_gate, quick=True, count_macs=False),
+        Case("gate-static-stream-long", lambda: _setup_gate(300), _every_frame, _gated,
+             _quality_gate, quick=False, count_macs=False),
+    ]
+    for fraction in _DELTA_FRACTIONS:
+        cases.append(Case(
+            f"delta-{fraction * 100:g}%", functools.partial(_setup_delta, fraction),
+            _alternate("dense"), _alternate("delta"), _max_abs,
+            params={"changed %": fraction * 100}, quick=fraction == 0.10, count_macs=False,
+        ))
+    return cases
+
+
+BENCHMARKS = (
+    Benchmark(
+        name="video",
+        title="Video: TSM vs TSN, streaming, ONNX, frame gate, delta updates",
+        baseline="reference (TSN / dense / every frame / eager)",
+        cases=make_cases,
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else "",
+        plot=PlotSpec(x="changed %", xlabel="changed pixels (%), blob-shaped, 224x224"),
+    ),
+)

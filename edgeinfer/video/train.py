@@ -1,0 +1,331 @@
+"""Train TSM / TSN classifiers on the synthetic motion set, evaluate them, save and load them.
+
+``train_classifier`` fits a :class:`~edgeinfer.video.TSMNet` on clips drawn fresh from
+:func:`~edgeinfer.datasets.make_motion_dataset` (one new pool of clips per epoch, seeds from
+``TrainConfig.train_seed`` = 1000 up; draw the held-out set from another seed, the script uses 0),
+with
+AdamW, warm-up then cosine decay over the budget: ``steps`` or ``time_limit_s``, whichever
+runs out first (the schedule follows the larger fraction used, so a time-capped run still
+anneals). Inputs are RGB in [0, 1] without mean/std, as
+:func:`~edgeinfer.video.frame_to_tensor` feeds a streaming model.
+
+A checkpoint is a ``torch.save`` dict: ``format``, ``model`` (name), ``config`` (the
+:class:`~edgeinfer.video.VideoModelConfig` fields), ``class_names``, ``input_size``,
+``state_dict`` (float16 to keep shipped files small) and ``metadata`` (seeds, steps, loss,
+held-out accuracy, ...). :func:`load_pretrained` loads the shipped ``"tsm"`` or ``"tsn"`` one;
+``shift=`` rebuilds it with another shift mode (the parameters do not depend on it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import VideoModelConfig
+from .registry import create_model
+from .tsm import TSMNet
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "CHECKPOINT_FORMAT",
+    "DIRECTION_PAIRS",
+    "PRETRAINED_KINDS",
+    "TrainConfig",
+    "TrainResult",
+    "clips_to_tensor",
+    "evaluate",
+    "load_checkpoint",
+    "load_pretrained",
+    "pair_accuracy",
+    "predict",
+    "save_checkpoint",
+    "train_classifier",
+]
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+CHECKPOINT_FORMAT = "edgeinfer.video/1"
+PRETRAINED_KINDS: dict[str, str] = {"tsm": "motion_tsm.pt", "tsn": "motion_tsn.pt"}
+DIRECTION_PAIRS: tuple[tuple[str, str], ...] = (
+    ("left", "right"), ("up", "down"), ("approach", "recede"), ("rotate_cw", "rotate_ccw"),
+)
+_MODEL_NAMES = {"mobilenetv2": "tsm_mobilenetv2", "resnet18": "tsm_resnet18",
+                "resnet50": "tsm_resnet50"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How :func:`train_classifier` trains (sizes, optimiser, budget).
+
+    Attributes:
+        size: clip side in pixels (>= 16). frames: clip length ``T`` (= ``n_segment``).
+        steps: optimiser steps (the one-cycle schedule spans them). batch_size: clips per step.
+        lr / weight_decay: AdamW peak learning rate and decay.
+        clips_per_class: clips per class in each epoch's freshly generated pool.
+        train_seed: seed of the first pool (epoch ``e`` uses ``train_seed + e``).
+        pools: cycle through this many pools (``None``: a fresh pool every epoch; 1: one fixed
+            pool, e.g. to check that a model can fit it).
+        seed: torch seed (initialisation, batch order, dropout).
+        time_limit_s: stop early after this many seconds (``None``: no limit).
+
+    Raises:
+        ValueError: a field out of range.
+    """
+
+    size: int = 32
+    frames: int = 8
+    steps: int = 2500
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    clips_per_class: int = 64
+    train_seed: int = 1000
+    pools: int | None = None
+    seed: int = 0
+    time_limit_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, low in (("size", 16), ("frames", 2), ("steps", 1), ("batch_size", 1),
+                          ("clips_per_class", 1), ("train_seed", 0), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite float >= 0; got {value!r}")
+        if self.pools is not None and (not isinstance(self.pools, int) or self.pools < 1):
+            raise ValueError(f"pools must be None or an int >= 1; got {self.pools!r}")
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise ValueError(f"time_limit_s must be None or > 0; got {self.time_limit_s!r}")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train_classifier` did: per-step losses, steps run, wall seconds."""
+
+    losses: tuple[float, ...]
+    steps: int
+    seconds: float
+
+
+def clips_to_tensor(clips: np.ndarray) -> torch.Tensor:
+    """uint8 ``(N, T, H, W, 3)`` RGB clips -> float32 ``(N*T, 3, H, W)`` in [0, 1].
+
+    Raises:
+        TypeError: not a uint8 array. ValueError: not 5-D with 3 channels.
+    """
+    if not isinstance(clips, np.ndarray) or clips.dtype != np.uint8:
+        got = f"{clips.dtype} array" if isinstance(clips, np.ndarray) else type(clips).__name__
+        raise TypeError(f"clips must be a uint8 numpy array (N, T, H, W, 3); got {got}")
+    if clips.ndim != 5 or clips.shape[-1] != 3:
+        raise ValueError(f"clips must have shape (N, T, H, W, 3); got {clips.shape}")
+    n, t, h, w, _ = clips.shape
+    tensor = torch.from_numpy(np.ascontiguousarray(clips)).reshape(n * t, h, w, 3)
+    return tensor.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
+def _pool(config: TrainConfig, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    from ..datasets.video import make_motion_dataset
+
+    if config.pools is not None:
+        epoch %= config.pools
+    return make_motion_dataset(config.clips_per_class, config.train_seed + epoch,
+                               frames=config.frames, size=config.size)
+
+
+def _batches(config: TrainConfig, generator: torch.Generator):
+    """Endless ``(clips uint8 (B, T, H, W, 3), labels (B,))`` from a fresh pool each epoch."""
+    epoch = 0
+    while True:
+        clips, labels = _pool(config, epoch)
+        order = torch.randperm(len(labels), generator=generator).numpy()
+        for start in range(0, len(order) - config.batch_size + 1, config.batch_size):
+            index = order[start : start + config.batch_size]
+            yield clips[index], labels[index]
+        epoch += 1
+
+
+def _progress(config: TrainConfig, step: int, elapsed: float) -> float:
+    """Fraction of the budget used: steps or wall time, whichever runs out first."""
+    by_time = 0.0 if config.time_limit_s is None else elapsed / config.time_limit_s
+    return max(step / config.steps, by_time)
+
+
+def _learning_rate(peak: float, progress: float) -> float:
+    """Linear warm-up over the first 10 % of the budget, then cosine decay to 2 % of peak."""
+    if progress < 0.1:
+        return peak * (0.1 + 0.9 * progress / 0.1)
+    return peak * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * (progress - 0.1) / 0.9)))
+
+
+def train_classifier(
+    model: TSMNet, config: TrainConfig | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on generated motion clips; leaves it in eval mode.
+
+    Args:
+        model: a :class:`TSMNet` with ``n_segment == config.frames``.
+        on_step: called as ``on_step(step, loss)`` after each step (progress reporting).
+
+    Raises:
+        TypeError: ``model`` not a TSMNet. ValueError: ``n_segment`` differs from ``frames``.
+    """
+    config = TrainConfig() if config is None else config
+    if not isinstance(model, TSMNet):
+        raise TypeError(f"model must be a TSMNet (create_model); got {type(model).__name__}")
+    if model.config.n_segment != config.frames:
+        raise ValueError(f"model.n_segment={model.config.n_segment} must equal "
+                         f"config.frames={config.frames}; build the model with n_segment=frames")
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    losses: list[float] = []
+    start = time.perf_counter()
+    model.train()
+    batches = _batches(config, generator)
+    for step, (clips, labels) in zip(range(config.steps), batches, strict=False):
+        progress = _progress(config, step, time.perf_counter() - start)
+        if progress >= 1.0:
+            break
+        for group in optimiser.param_groups:
+            group["lr"] = _learning_rate(config.lr, progress)
+        logits = model(clips_to_tensor(clips))
+        loss = nn.functional.cross_entropy(logits, torch.from_numpy(labels))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(step, losses[-1])
+    model.eval()
+    return TrainResult(tuple(losses), len(losses), time.perf_counter() - start)
+
+
+@torch.inference_mode()
+def predict(model: TSMNet, clips: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Predicted class per clip, int64 ``(N,)``, of uint8 ``(N, T, H, W, 3)`` clips (eval mode)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(clips), batch_size):
+        out.append(model(clips_to_tensor(clips[start : start + batch_size])).argmax(dim=1))
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+
+
+def pair_accuracy(
+    predictions: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], pair: tuple[str, str]
+) -> float:
+    """Accuracy on the clips whose label is one of ``pair`` (a wrong pair member counts wrong)."""
+    members = [class_names.index(name) for name in pair]
+    mask = np.isin(labels, members)
+    return float((predictions[mask] == labels[mask]).mean()) if mask.any() else math.nan
+
+
+def evaluate(
+    model: TSMNet, clips: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]
+) -> dict[str, float]:
+    """Held-out accuracies: ``"accuracy"``, ``"direction accuracy"`` (clips of the paired
+    classes) and one ``"a/b"`` entry per :data:`DIRECTION_PAIRS` pair."""
+    predictions = predict(model, clips)
+    result = {"accuracy": float((predictions == labels).mean())}
+    paired = [name for pair in DIRECTION_PAIRS for name in pair]
+    mask = np.isin(labels, [class_names.index(name) for name in paired])
+    result["direction accuracy"] = float((predictions[mask] == labels[mask]).mean())
+    for pair in DIRECTION_PAIRS:
+        result["/".join(pair)] = pair_accuracy(predictions, labels, class_names, pair)
+    return result
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str], model: TSMNet, *, class_names: tuple[str, ...],
+    input_size: int, metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` (float16 weights), its config, class names and ``metadata`` to ``path``.
+
+    Raises:
+        TypeError: ``model`` not a TSMNet. ValueError: class names not matching the head.
+    """
+    if not isinstance(model, TSMNet):
+        raise TypeError(f"model must be a TSMNet; got {type(model).__name__}")
+    if len(class_names) != model.config.num_classes:
+        raise ValueError(f"{len(class_names)} class names for a {model.config.num_classes}-"
+                         "class model; pass one name per output")
+    state = {key: value.half() if value.is_floating_point() else value
+             for key, value in model.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({
+        "format": CHECKPOINT_FORMAT, "model": _MODEL_NAMES[model.config.arch],
+        "config": dataclasses.asdict(model.config), "class_names": list(class_names),
+        "input_size": int(input_size), "state_dict": state, "metadata": dict(metadata or {}),
+    }, path)
+    return path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"no video checkpoint at {path}; train one with "
+                                "scripts/train_video.py or pass the right path")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable video checkpoint ({error.__class__.__name__}:"
+                         f" {error}); re-create it with scripts/train_video.py") from error
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path} is not a video checkpoint: format {got!r}, expected "
+                         f"{CHECKPOINT_FORMAT!r}; write it with save_checkpoint")
+    return payload
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], *, shift: str | None = None
+) -> tuple[TSMNet, dict[str, Any]]:
+    """Load a checkpoint: ``(model in eval mode, info)``; ``info`` holds ``class_names``,
+    ``input_size``, ``config`` and ``metadata``. ``shift`` overrides the saved shift mode.
+
+    Raises:
+        FileNotFoundError: no file. ValueError: not a video checkpoint, corrupt, or weights not
+            matching the config.
+    """
+    path = Path(path)
+    payload = _read(path)
+    config = dict(payload["config"])
+    config.pop("arch", None)
+    if shift is not None:
+        config["shift"] = shift
+    model = create_model(payload["model"], **config)
+    state = {key: value.float() if value.is_floating_point() else value
+             for key, value in payload["state_dict"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: weights do not fit the saved config ({error})") from error
+    info = {key: payload[key] for key in ("class_names", "input_size", "metadata")}
+    info["class_names"] = tuple(info["class_names"])
+    info["config"] = VideoModelConfig(**{**config, "arch": payload["config"]["arch"]})
+    return model.eval(), info
+
+
+def load_pretrained(kind: str = "tsm", *, shift: str | None = None) -> tuple[TSMNet, dict]:
+    """The shipped motion classifier ``kind`` (``"tsm"``: causal TSM, ``"tsn"``: its TSN twin).
+
+    Raises:
+        ValueError: unknown kind. FileNotFoundError: the checkpoint is not installed.
+    """
+    if kind not in PRETRAINED_KINDS:
+        raise ValueError(f"kind must be one of {list(PRETRAINED_KINDS)}; got {kind!r}")
+    return load_checkpoint(CHECKPOINT_DIR / PRETRAINED_KINDS[kind], shift=shift)

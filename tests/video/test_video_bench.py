@@ -1,0 +1,41 @@
+"""The video benchmark is discovered and its quick cases build and run once."""
+
+import pytest
+import torch
+
+from edgeinfer.bench import discover_benchmarks
+
+
+def _benchmark():
+    found = [item.benchmark for item in discover_benchmarks() if item.benchmark.name == "video"]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_video_benchmark_is_discovered_with_a_small_quick_subset():
+    benchmark = _benchmark()
+    cases = benchmark.build_cases()
+    quick = benchmark.build_cases(quick=True)
+    assert 1 <= len(quick) < len(cases)
+    assert any("changed %" in case.params for case in cases)
+    assert {"onnx", "onnxruntime"} <= set(next(c for c in cases if "onnx" in c.name).requires)
+
+
+@pytest.mark.parametrize("name", ["tsn-vs-tsm-small", "gate-static-stream"])
+def test_quick_cases_build_and_report_quality(name):
+    case = next(c for c in _benchmark().build_cases(quick=True) if c.name == name)
+    with torch.no_grad():
+        state = case.setup()
+        quality = case.quality(case.baseline(state), case.candidate(state), state)
+    assert all(0.0 <= value <= 1.0 for value in quality.values()), quality
+    if name == "tsn-vs-tsm-small":
+        assert quality["MACs equal"] == 1.0
+
+
+def test_blob_change_covers_the_requested_fraction():
+    from edgeinfer.video.bench import blob_change
+
+    frame = torch.zeros(1, 3, 64, 64)
+    changed = blob_change(frame, 0.1)
+    fraction = float((changed != frame).any(dim=1).float().mean())
+    assert 0.08 <= fraction <= 0.12
