@@ -3,7 +3,10 @@
 For offset ``k`` with pairs ``(in_rows, out_rows)``: ``y[out_rows] += x[in_rows] @ W_k``.
 Offsets with similar pair counts can be stacked (padded to the largest count) and multiplied
 with one ``torch.bmm`` so the CPU GEMM sees larger problems (``ConvPlan``); an identity offset
-(the centre of a sub-manifold map) is one plain ``x @ W_k`` without gather or scatter.
+(the centre of a sub-manifold map) is one plain ``x @ W_k`` without gather or scatter, and
+starts the output (no zero fill). Without autograd, gathers and products go through two
+reused buffers of ``CHUNK_ROWS`` rows: no allocation per offset, and each chunk stays in cache
+from gather through GEMM to scatter.
 
 Determinism: the partial products are accumulated into ``y`` one offset at a time, in the
 plan's order (identity offset first, then by pair count, ties by offset index), which depends
@@ -20,7 +23,9 @@ import torch
 
 from .kernel_map import KernelMap
 
-__all__ = ["ConvPlan", "plan_offset_groups", "sparse_conv"]
+__all__ = ["CHUNK_ROWS", "ConvPlan", "plan_offset_groups", "sparse_conv"]
+
+CHUNK_ROWS = 4096  # pair rows per gather -> GEMM -> scatter step of the no-grad path
 
 
 @dataclass(frozen=True)
@@ -138,16 +143,54 @@ def sparse_conv(
     """
     _check_inputs(feats, weight, kernel_map, n_out)
     plan = plan or ConvPlan()
-    out = feats.new_zeros(n_out, weight.shape[2])
     identity = [k for k in range(kernel_map.volume) if _is_identity(kernel_map, k)]
-    for k in identity:
+    out = feats @ weight[identity[0]] if identity else feats.new_zeros(n_out, weight.shape[2])
+    for k in identity[1:]:
         out.add_(feats @ weight[k])
     counts = [0 if k in identity else c for k, c in enumerate(kernel_map.pair_counts())]
+    groups = plan_offset_groups(counts, plan)
+    needs_grad = torch.is_grad_enabled() and (feats.requires_grad or weight.requires_grad)
+    if not needs_grad:
+        _accumulate_inplace(out, feats, weight, kernel_map, groups)
+        return out
     # Accumulate group by group as soon as a product exists (peak memory: one group's
     # products, not all K). The plan order depends only on the pair counts, so the summation
     # order is the same at any thread count and for any input row order.
-    for group in plan_offset_groups(counts, plan):
+    for group in groups:
         for k, product in zip(group, _group_products(feats, weight, kernel_map, group),
                               strict=True):
             out.index_add_(0, kernel_map.out_rows[k], product)
     return out
+
+
+def _accumulate_inplace(
+    out: torch.Tensor,
+    feats: torch.Tensor,
+    weight: torch.Tensor,
+    kernel_map: KernelMap,
+    groups: list[list[int]],
+) -> None:
+    """``out[out_rows_k] += feats[in_rows_k] @ W_k`` per offset, in ``groups`` order, no autograd.
+
+    Gathers and products go through two reused buffers of ``CHUNK_ROWS`` rows (no allocation
+    or page faults per offset, and the chunk stays in cache between gather, GEMM and scatter).
+    Per output element the summation order is the same as the autograd path's.
+    """
+    longest = max((kernel_map.in_rows[k].numel() for g in groups for k in g), default=0)
+    rows = min(longest, CHUNK_ROWS)
+    gathered = feats.new_empty(rows, feats.shape[1])
+    product = feats.new_empty(rows, weight.shape[2])
+    for group in groups:
+        if len(group) > 1:  # a batched (bmm) group: products are allocated as before
+            for k, prod in zip(group, _group_products(feats, weight, kernel_map, group),
+                               strict=True):
+                out.index_add_(0, kernel_map.out_rows[k], prod)
+            continue
+        k = group[0]
+        rows_in, rows_out = kernel_map.in_rows[k], kernel_map.out_rows[k]
+        for start in range(0, rows_in.numel(), CHUNK_ROWS):
+            stop = min(start + CHUNK_ROWS, rows_in.numel())
+            size = stop - start
+            torch.index_select(feats, 0, rows_in[start:stop], out=gathered[:size])
+            torch.mm(gathered[:size], weight[k], out=product[:size])
+            out.index_add_(0, rows_out[start:stop], product[:size])

@@ -12,6 +12,12 @@ packed; they are simply reported absent (``-1``).
 of K steps". When the bounding box of table and shifted queries is small (at most
 ``max_cells`` cells) it uses a direct-address grid: ``O(box)`` to build, ``O(1)`` per lookup;
 otherwise the sorted-key table. Both give identical answers (exact lookups).
+
+``lookup_pairs`` returns the same hits as ``(table_rows, query_rows)`` pairs, what kernel maps
+need. Without the grid it visits the queries in key order and runs one binary search per
+*column* of steps (steps equal but for the last axis: 9 for a 3x3x3 kernel, 4 with the
+sub-manifold symmetry) instead of one per step: the last-axis neighbours of a key sit in a
+short window of the sorted table right after the first of them.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from .coords import (
@@ -30,9 +37,10 @@ from .coords import (
     validate_coords,
 )
 
-__all__ = ["DEFAULT_MAX_GRID_CELLS", "CoordTable", "lookup_shifted"]
+__all__ = ["DEFAULT_MAX_GRID_CELLS", "MAX_WINDOW", "CoordTable", "lookup_pairs", "lookup_shifted"]
 
 DEFAULT_MAX_GRID_CELLS = 1 << 22  # 16 MiB of int32 rows
+MAX_WINDOW = 9  # widest key window per column of the windowed search (else one search a step)
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,3 +199,122 @@ def lookup_shifted(
         return [torch.full((queries.shape[0],), -1, dtype=torch.int64) for _ in steps]
     found = _grid_lookup(table_coords, queries, steps, max_cells) if max_cells > 0 else None
     return found if found is not None else _sorted_lookup(table, queries, steps)
+
+
+Pairs = list[tuple[torch.Tensor, torch.Tensor]]
+_PAD = torch.iinfo(torch.int64).max
+
+
+def _in_key_range(
+    table: CoordTable, table_coords: torch.Tensor, queries: torch.Tensor, steps: torch.Tensor
+) -> bool:
+    """Whether every ``query + step`` lies inside the key layout (so packed keys add up)."""
+    layout = key_layout(table.ndim)
+    if queries is table_coords:  # the table already knows its bounding box
+        low, high = table.low[1:], table.high[1:]
+    else:
+        low, high = torch.aminmax(queries[:, 1:], dim=0)
+    low = low + steps.min(dim=0).values
+    high = high + steps.max(dim=0).values
+    return bool((low >= layout.spatial_min).all()) and bool((high <= layout.spatial_max).all())
+
+
+def _step_columns(steps: torch.Tensor) -> list[list[int]]:
+    """Step indices grouped by their leading axes (all but the last), first-seen order."""
+    columns: dict[tuple[int, ...], list[int]] = {}
+    for k, step in enumerate(steps.tolist()):
+        columns.setdefault(tuple(step[:-1]), []).append(k)
+    return list(columns.values())
+
+
+def _window_pairs(
+    table: CoordTable, table_coords: torch.Tensor, queries: torch.Tensor, steps: torch.Tensor,
+    spacing: int,
+) -> Pairs | None:
+    """Pairs from one binary search per column of steps; ``None`` if it does not apply.
+
+    Queries are visited in key order, so the searches walk the table monotonically. The
+    steps of one column (same leading axes, e.g. the 3 z-steps of one (dx, dy) of a 3x3x3
+    kernel) hit the key interval ``[q + lo, q + hi]``, which holds at most
+    ``W = (hi - lo) // spacing + 1`` table keys (last-axis table coordinates are multiples
+    of ``spacing``): after one search for ``q + lo`` they sit at positions ``p .. p + W - 1``,
+    and the key ``q + dz`` can only be at ``p + #{j < W - 1: key[p + j] < q + dz}``.
+    """
+    if not _in_key_range(table, table_coords, queries, steps):
+        return None
+    columns = _step_columns(steps)
+    z_steps = steps[:, -1].tolist()
+    widths = [(max(z_steps[k] for k in ks) - min(z_steps[k] for k in ks)) // spacing + 1
+              for ks in columns]
+    if max(widths) > MAX_WINDOW:
+        return None
+    if queries is table_coords:  # sub-manifold: the table already holds them sorted
+        query_keys, query_rows = table.sorted_keys, table.rows
+    else:
+        query_keys, query_rows = torch.sort(_pack_unchecked(queries), stable=True)
+    size, sorted_np = len(table), table.sorted_keys.numpy()
+    # pad with the largest int64: its gap to any in-range key is never below a step
+    padded = torch.cat([table.sorted_keys, torch.full((max(widths),), _PAD, dtype=torch.int64)])
+    deltas = offset_keys(steps).tolist()
+    pairs: Pairs = [(torch.empty(0), torch.empty(0))] * steps.shape[0]
+    for ks, width in zip(columns, widths, strict=True):
+        z_column = steps[ks, -1].reshape(-1, 1)  # (Z, 1) last-axis steps of this column
+        base = query_keys + (deltas[ks[0]] - z_steps[ks[0]])  # (M,) key of q + column step
+        # numpy's searchsorted narrows each search by the previous one for ascending queries
+        start = torch.from_numpy(np.searchsorted(sorted_np, (base + int(z_column.min())).numpy()))
+        position, hit = _window_hits(padded, size, base, start, z_column, width)
+        flat = torch.nonzero(hit.reshape(-1)).reshape(-1)  # offset-major, then query order
+        query = flat.remainder(query_keys.numel())
+        table_rows = table.rows.index_select(0, position.reshape(-1).index_select(0, flat))
+        query_rows_hit = query_rows.index_select(0, query)
+        counts = hit.sum(dim=1).tolist()
+        for k, rows_in, rows_out in zip(ks, table_rows.split(counts), query_rows_hit.split(counts),
+                                        strict=True):
+            pairs[k] = (rows_in, rows_out)
+    return pairs
+
+
+def _window_hits(
+    padded: torch.Tensor, size: int, base: torch.Tensor, start: torch.Tensor,
+    z_column: torch.Tensor, width: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Table positions ``(Z, M)`` of ``base + dz`` for each last-axis step ``dz`` of
+    ``z_column (Z, 1)``, and whether the key there is a hit ``(Z, M)`` bool."""
+    position = start.expand(z_column.shape[0], -1).clone()  # (Z, M)
+    for j in range(width - 1):  # count the window keys below each q + dz
+        position += padded.index_select(0, start + j).sub_(base) < z_column
+    candidate = padded.index_select(0, position.reshape(-1)).view_as(position).sub_(base)
+    return position, (candidate == z_column).logical_and_(position < size)
+
+
+def lookup_pairs(
+    table: CoordTable,
+    table_coords: torch.Tensor,
+    queries: torch.Tensor,
+    steps: torch.Tensor,
+    max_cells: int = DEFAULT_MAX_GRID_CELLS,
+    *,
+    spacing: int = 1,
+) -> Pairs:
+    """For each step, the ``(table_rows, query_rows)`` pairs with ``table[row] == query + step``.
+
+    Same arguments as ``lookup_shifted`` (pass ``queries=table_coords`` itself for a
+    sub-manifold lookup: the table's sorted keys are then reused), plus ``spacing``: every
+    last-axis table coordinate is a multiple of it (a tensor stride); ``1`` is always correct.
+    Within a step every query row appears at most once; the pair order is unspecified.
+    """
+    if queries.shape[0] == 0 or len(table) == 0 or steps.shape[0] == 0:
+        return [_hit_pairs(found) for found in lookup_shifted(table, table_coords, queries, steps)]
+    found = _grid_lookup(table_coords, queries, steps, max_cells) if max_cells > 0 else None
+    if found is None:
+        pairs = _window_pairs(table, table_coords, queries, steps, spacing)
+        if pairs is not None:
+            return pairs
+        found = _sorted_lookup(table, queries, steps)
+    return [_hit_pairs(rows) for rows in found]
+
+
+def _hit_pairs(found: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``found (M,)`` table rows or -1 per query -> (table_rows, query_rows) of the hits."""
+    query_rows = torch.nonzero(found >= 0).reshape(-1)
+    return found[query_rows], query_rows

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from .coords import unique_coords, validate_coords
-from .hashing import DEFAULT_MAX_GRID_CELLS, CoordTable, lookup_shifted
+from .hashing import DEFAULT_MAX_GRID_CELLS, CoordTable, lookup_pairs
 
 __all__ = [
     "KernelMap",
@@ -148,12 +148,6 @@ def _steps(offsets: torch.Tensor, dilation: tuple[int, ...], tensor_stride: tupl
     return offsets * torch.tensor(dilation) * torch.tensor(tensor_stride)
 
 
-def _pairs(found: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``found (M,)`` rows or -1 per query -> (in_rows, out_rows) of the hits."""
-    out_rows = torch.nonzero(found >= 0).reshape(-1)
-    return found[out_rows], out_rows
-
-
 def _check_stride_multiple(coords: torch.Tensor, tensor_stride: tuple[int, ...]) -> None:
     if coords.shape[0] == 0 or all(s == 1 for s in tensor_stride):
         return
@@ -178,7 +172,8 @@ def build_submanifold_map(
 
     For odd (centred) kernels only half the offsets are searched: if ``(i -> o)`` is a pair of
     offset ``d`` then ``(o -> i)`` is the pair of ``-d``. Cost: ``O(N log N + K/2 * N)`` with
-    the direct-address grid (box <= ``max_grid_cells``), else ``O(K/2 * N log N)``.
+    the direct-address grid (box <= ``max_grid_cells``), else one sorted-key search per
+    column of offsets (``hashing.lookup_pairs``). Pairs come in no particular order.
 
     Raises:
         TypeError / ValueError: bad coords, duplicate coords, bad sizes, coords not multiples
@@ -195,11 +190,11 @@ def build_submanifold_map(
     centred = bool(torch.equal(offsets, -offsets.flip(0)))
     searched = volume // 2 if centred else volume
     steps = _steps(offsets[:searched], dil, stride_in)
-    found = lookup_shifted(table, coords, coords, steps, max_grid_cells)
+    found = lookup_pairs(table, coords, coords, steps, max_grid_cells, spacing=stride_in[-1])
     in_rows: list[torch.Tensor] = [torch.empty(0, dtype=torch.int64)] * volume
     out_rows: list[torch.Tensor] = [torch.empty(0, dtype=torch.int64)] * volume
-    for k, hits in enumerate(found):
-        in_rows[k], out_rows[k] = _pairs(hits)
+    for k, pair in enumerate(found):
+        in_rows[k], out_rows[k] = pair
         if centred:  # mirror offset -d: swap the roles of the pair
             in_rows[volume - 1 - k], out_rows[volume - 1 - k] = out_rows[k], in_rows[k]
     if centred:
@@ -232,7 +227,9 @@ def build_strided_map(
 
     ``s_out = stride * tensor_stride`` per axis; the batch column is kept. Output ``q`` sees
     input ``q + offset * dilation * tensor_stride`` for every kernel offset.
-    ``max_grid_cells`` bounds the direct-address lookup grid (0: sorted keys only).
+    ``max_grid_cells`` bounds the direct-address lookup grid (0: sorted keys only). A kernel
+    that tiles its stride (``kernel_size == stride``, even or 1, dilation 1: the usual k2s2
+    downsampling) needs no lookup at all: each input meets one output through one offset.
 
     Returns ``(kernel_map, out_coords (M, 1+D) int64)``, ``out_coords`` in lexicographic order.
 
@@ -247,18 +244,47 @@ def build_strided_map(
     stride_in = _as_tuple(tensor_stride, ndim, "tensor_stride", 1)
     _check_coverage(sizes, step, dil, [_axis_offsets(k) for k in sizes])
     _check_stride_multiple(coords, stride_in)
-    table = CoordTable.build(coords)
     s_out = torch.tensor([1, *(s * t for s, t in zip(step, stride_in, strict=True))])
-    out_coords, _ = unique_coords(torch.div(coords, s_out, rounding_mode="floor") * s_out)
+    out_coords, inverse = unique_coords(torch.div(coords, s_out, rounding_mode="floor") * s_out)
     offsets = kernel_offsets(sizes, ndim)
-    steps = _steps(offsets, dil, stride_in)
-    found = lookup_shifted(table, coords, out_coords, steps, max_grid_cells)
-    pairs = [_pairs(hits) for hits in found]
+    if all(d == 1 and k == s and (k % 2 == 0 or k == 1)
+           for k, s, d in zip(sizes, step, dil, strict=True)):
+        pairs = _tiling_pairs(coords, inverse, sizes, stride_in, out_coords.shape[0])
+    else:
+        pairs = lookup_pairs(CoordTable.build(coords), coords, out_coords,
+                             _steps(offsets, dil, stride_in), max_grid_cells,
+                             spacing=stride_in[-1])
     kernel_map = KernelMap(
         tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), offsets,
         coords.shape[0], out_coords.shape[0],
     )
     return kernel_map, out_coords
+
+
+def _tiling_pairs(
+    coords: torch.Tensor, inverse: torch.Tensor, sizes: tuple[int, ...],
+    stride_in: tuple[int, ...], n_out: int,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Pairs of a kernel that tiles its stride (``k == stride``, offsets ``0 .. k-1``).
+
+    Input ``c`` then meets exactly one output, ``inverse[c]``, through exactly one offset,
+    ``(c / tensor_stride) mod k`` per axis: no lookups. Two inputs with the same output and
+    offset are the same coordinate, which ``CoordTable.build`` reports.
+    """
+    volume = 1
+    offset_index = torch.zeros(coords.shape[0], dtype=torch.int64)  # (N,) lexicographic
+    for axis, (k, t) in enumerate(zip(sizes, stride_in, strict=True)):
+        offset_index.mul_(k).add_(torch.div(coords[:, 1 + axis], t, rounding_mode="floor")
+                                  .remainder_(k))
+        volume *= k
+    slots = torch.bincount(inverse * volume + offset_index, minlength=n_out * volume)
+    if slots.numel() and int(slots.max()) > 1:
+        CoordTable.build(coords)  # raises the duplicate-coordinate error
+    pairs = []
+    for k in range(volume):
+        in_rows = torch.nonzero(offset_index == k).reshape(-1)
+        pairs.append((in_rows, inverse.index_select(0, in_rows)))
+    return pairs
 
 
 def transpose_kernel_map(kernel_map: KernelMap) -> KernelMap:

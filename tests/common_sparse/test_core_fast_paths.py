@@ -1,0 +1,136 @@
+"""The fast paths of the core against the plain ones: windowed key search, tiling strided
+maps, and the buffered no-grad convolution (bitwise equal to the autograd path)."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import edgeinfer.common_sparse.conv as conv_module
+from edgeinfer.common_sparse import (
+    CoordTable,
+    build_strided_map,
+    build_submanifold_map,
+    kernel_offsets,
+    key_layout,
+    sparse_conv,
+    transpose_kernel_map,
+)
+from edgeinfer.common_sparse.hashing import lookup_pairs, lookup_shifted
+from tests.common_sparse.reference import (
+    brute_force_pairs,
+    brute_force_strided_coords,
+    map_triples,
+    random_coords,
+)
+
+
+def _pair_sets(pairs):
+    return [set(zip(rows_in.tolist(), rows_out.tolist(), strict=True))
+            for rows_in, rows_out in pairs]
+
+
+def _hit_sets(found):
+    return [{(int(row), q) for q, row in enumerate(rows.tolist()) if row >= 0} for rows in found]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ndim=st.integers(1, 3),
+    kernel_size=st.sampled_from([1, 2, 3, 5]),
+    dilation=st.integers(1, 3),
+    spacing=st.sampled_from([1, 2]),
+    seed=st.integers(0, 10_000),
+    same=st.booleans(),
+)
+def test_windowed_search_matches_the_sorted_lookup(ndim, kernel_size, dilation, spacing, seed,
+                                                    same):
+    coords = random_coords(60, ndim, 9, seed=seed, low=-4)
+    coords[:, 1:] *= spacing
+    queries = coords if same else random_coords(50, ndim, 9, seed=seed + 1, low=-4) * spacing
+    steps = kernel_offsets(kernel_size, ndim) * dilation * spacing
+    table = CoordTable.build(coords)
+    expected = _hit_sets(lookup_shifted(table, coords, queries, steps, max_cells=0))
+    # max_cells=0: no direct-address grid, so the windowed key search answers
+    assert _pair_sets(lookup_pairs(table, coords, queries, steps, 0, spacing=spacing)) == expected
+    assert _pair_sets(lookup_pairs(table, coords, queries, steps, 0)) == expected
+    assert _pair_sets(lookup_pairs(table, coords, queries, steps)) == expected  # grid
+
+
+def test_windowed_search_falls_back_near_the_edge_of_the_key_range():
+    top = key_layout(3).spatial_max
+    coords = random_coords(40, 3, 5, seed=3, low=top - 4)
+    steps = kernel_offsets(3, 3)
+    table = CoordTable.build(coords)
+    expected = _hit_sets(lookup_shifted(table, coords, coords, steps, max_cells=0))
+    assert _pair_sets(lookup_pairs(table, coords, coords, steps, 0)) == expected
+
+
+@pytest.mark.parametrize("max_grid_cells", [0, 1 << 22])
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_submanifold_map_without_grid_matches_brute_force(max_grid_cells, ndim):
+    coords = random_coords(300, ndim, 12, seed=ndim, low=-6)
+    kernel_map = build_submanifold_map(coords, 3, max_grid_cells=max_grid_cells)
+    assert map_triples(kernel_map) == brute_force_pairs(coords, coords, 3, 1)
+    wide = build_submanifold_map(coords * 2, 3, tensor_stride=2, dilation=2, max_grid_cells=0)
+    assert map_triples(wide) == brute_force_pairs(coords * 2, coords * 2, 3, 4)
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+@pytest.mark.parametrize("tensor_stride", [1, 2])
+def test_tiling_strided_map_matches_brute_force(ndim, tensor_stride):
+    coords = random_coords(200, ndim, 11, seed=5, low=-7)
+    coords[:, 1:] *= tensor_stride
+    down, out_coords = build_strided_map(coords, 2, 2, tensor_stride=tensor_stride)
+    s_out = 2 * tensor_stride
+    assert {tuple(row) for row in out_coords.tolist()} == brute_force_strided_coords(coords, s_out)
+    assert out_coords.shape[0] == len(brute_force_strided_coords(coords, s_out))
+    assert map_triples(down) == brute_force_pairs(coords, out_coords, 2, tensor_stride)
+    assert sum(down.pair_counts()) == coords.shape[0]  # every input in exactly one pair
+    up = transpose_kernel_map(down)
+    assert (up.n_in, up.n_out) == (down.n_out, down.n_in)
+
+
+def test_tiling_strided_map_rejects_duplicates():
+    with pytest.raises(ValueError, match="unique coordinates"):
+        build_strided_map(torch.tensor([[0, 1, 3], [0, 5, 2], [0, 1, 3]]), 2, 2)
+
+
+def _conv_inputs(n_out_channels=7, seed=0):
+    coords = random_coords(2500, 3, 20, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    feats = torch.randn(len(coords), 6, generator=gen)
+    weight = torch.randn(27, 6, n_out_channels, generator=gen)
+    return coords, feats, weight
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 64, 4096])
+def test_no_grad_path_is_bitwise_the_autograd_path(monkeypatch, chunk_rows):
+    monkeypatch.setattr(conv_module, "CHUNK_ROWS", chunk_rows)
+    coords, feats, weight = _conv_inputs()
+    for kernel_map in (build_submanifold_map(coords, 3), build_strided_map(coords, 3, 2)[0]):
+        k = kernel_map.volume
+        with torch.no_grad():
+            fast = sparse_conv(feats, weight[:k], kernel_map, kernel_map.n_out)
+        slow = sparse_conv(feats, weight[:k].clone().requires_grad_(), kernel_map,
+                           kernel_map.n_out)
+        assert torch.equal(fast, slow.detach())
+
+
+def test_no_grad_path_is_bitwise_identical_at_one_and_two_threads():
+    coords, feats, weight = _conv_inputs(n_out_channels=32, seed=4)
+    feats = torch.randn(len(coords), 32, generator=torch.Generator().manual_seed(1))
+    weight = torch.randn(27, 32, 32, generator=torch.Generator().manual_seed(2))
+    kernel_map = build_submanifold_map(coords, 3, max_grid_cells=0)
+    down, _ = build_strided_map(coords, 2, 2)
+    previous = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with torch.no_grad():
+                results.append((sparse_conv(feats, weight, kernel_map, kernel_map.n_out),
+                                sparse_conv(feats, weight[:8], down, down.n_out)))
+    finally:
+        torch.set_num_threads(previous)
+    assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
