@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgeinfer-installed
 EXTRAS ?= dev,data,mobile
 
-.PHONY: setup test test-all demo bench bench-quick lint clean
+.PHONY: setup test test-all demo bench bench-setup bench-quick lint clean
 
 setup: $(STAMP)
 
@@ -29,12 +29,17 @@ test-all: lint
 demo: setup
 	$(BIN)/edgeinfer demo all
 
-bench: setup
+# The benchmarks also time the peers (spconv) in the same process: install the `peers` extra.
+bench-setup: setup
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable ".[$(EXTRAS),peers]"
+
+bench: bench-setup
 	$(BIN)/edgeinfer bench all --threads 1,2 --markdown BENCHMARKS.md \
 		--json benchmarks/results.json --plot-dir benchmarks/plots
 
-bench-quick: setup
-	$(BIN)/edgeinfer bench all --quick
+bench-quick: bench-setup
+	$(BIN)/edgeinfer bench all --quick --threads 1,2 --markdown BENCHMARKS.md \
+		--json benchmarks/results.json --plot-dir benchmarks/plots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
