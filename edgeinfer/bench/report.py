@@ -140,9 +140,12 @@ def _json_default(value: object) -> object:
 
 
 def write_plot(result: BenchmarkResult, spec: PlotSpec, path: Path) -> Path | None:
-    """Latency of both sides and speed-up against ``params[spec.x]``; ``None`` if no points."""
+    """Latency of both sides and speed-up against ``params[spec.x]``.
+
+    Returns the path, or ``None`` when fewer than two distinct x values were measured.
+    """
     rows = [c for c in result.cases if c.speedup is not None and spec.x in c.params]
-    if not rows:
+    if len({c.params[spec.x] for c in rows}) < 2:  # one point is no curve (e.g. --quick)
         return None
     import matplotlib
 

@@ -65,3 +65,11 @@ def test_plot_is_written_for_a_curve_shaped_benchmark(tmp_path):
     result = run_benchmark(benchmark, DeviceProfile(1), RunConfig.quick_run())
     path = write_plot(result, benchmark.plot, tmp_path / "toy.png")
     assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_plot_for_a_single_point(tmp_path):
+    benchmark = toy_benchmark()
+    result = run_benchmark(benchmark, DeviceProfile(1), RunConfig.quick_run())
+    result.cases = result.cases[:1]
+    assert write_plot(result, benchmark.plot, tmp_path / "one.png") is None
+    assert not (tmp_path / "one.png").exists()
