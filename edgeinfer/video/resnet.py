@@ -39,7 +39,23 @@ def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:
     return nn.Sequential(*_conv_bn(c_in, c_out, 1, stride))
 
 
-class BasicBlock(nn.Module):
+class _ResidualBlock(nn.Module):
+    """``relu(shortcut(x) + branch(shifted))``: the shift feeds only the residual branch."""
+
+    expansion = 1
+
+    def _finish(self, branch: nn.Sequential, c_in: int, c_out: int, stride: int) -> None:
+        self.branch = branch
+        self.shortcut = _shortcut(c_in, c_out, stride)
+        self.relu = nn.ReLU(inplace=True)
+        self.in_channels, self.out_channels, self.stride = c_in, c_out, stride
+        self.shift_site = True
+
+    def forward(self, x: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.shortcut(x) + self.branch(shifted))
+
+
+class BasicBlock(_ResidualBlock):
     """Two 3x3 convs. ``forward(x, shifted)``: ``(B, C_in, H, W)`` -> ``(B, C_out, H/s, W/s)``."""
 
     expansion = 1
@@ -47,19 +63,13 @@ class BasicBlock(nn.Module):
     def __init__(self, c_in: int, planes: int, stride: int) -> None:
         super().__init__()
         c_out = planes * self.expansion
-        self.branch = nn.Sequential(
+        branch = nn.Sequential(
             *_conv_bn(c_in, planes, 3, stride), nn.ReLU(inplace=True), *_conv_bn(planes, c_out, 3)
         )
-        self.shortcut = _shortcut(c_in, c_out, stride)
-        self.relu = nn.ReLU(inplace=True)
-        self.in_channels, self.out_channels, self.stride = c_in, c_out, stride
-        self.shift_site = True
-
-    def forward(self, x: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.shortcut(x) + self.branch(shifted))
+        self._finish(branch, c_in, c_out, stride)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_ResidualBlock):
     """1x1 reduce, 3x3 (carries the stride), 1x1 expand by 4; same ``forward`` as BasicBlock."""
 
     expansion = 4
@@ -67,18 +77,12 @@ class Bottleneck(nn.Module):
     def __init__(self, c_in: int, planes: int, stride: int) -> None:
         super().__init__()
         c_out = planes * self.expansion
-        self.branch = nn.Sequential(
+        branch = nn.Sequential(
             *_conv_bn(c_in, planes, 1), nn.ReLU(inplace=True),
             *_conv_bn(planes, planes, 3, stride), nn.ReLU(inplace=True),
             *_conv_bn(planes, c_out, 1),
         )
-        self.shortcut = _shortcut(c_in, c_out, stride)
-        self.relu = nn.ReLU(inplace=True)
-        self.in_channels, self.out_channels, self.stride = c_in, c_out, stride
-        self.shift_site = True
-
-    def forward(self, x: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.shortcut(x) + self.branch(shifted))
+        self._finish(branch, c_in, c_out, stride)
 
 
 class ResNetBackbone(nn.Module):

@@ -25,13 +25,7 @@ SHIPPED_MIOU_FLOOR = 0.70  # measured 0.807 on seed 0 (64 beams), minus a 0.1 ma
 META = {"class_names": list(SCENE_CLASSES), "voxel_size": 0.2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """1 thread: quicker than oversubscribed threads on a busy 2-core runner."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
