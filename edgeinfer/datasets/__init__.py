@@ -27,7 +27,13 @@ from .scan import SCENE_CLASSES, LidarScan
 from .scenes import SensorConfig, beam_directions, generate_scene, scan_layout
 from .segments import SEGMENT_MODES, sample_segments
 from .static_stream import generate_static_stream
-from .text import POLARITY_LABELS, gensim_test_data_dir, read_lee_corpus, read_polarity_sentences
+from .text import (
+    POLARITY_LABELS,
+    gensim_test_data_dir,
+    read_lee_corpus,
+    read_lee_human_similarity,
+    read_polarity_sentences,
+)
 from .video import MOTION_CLASSES, generate_motion_clip, make_motion_dataset
 from .videoio import (
     ON_ERROR,
@@ -77,6 +83,7 @@ __all__ = [
     "read_kitti_bin",
     "read_las",
     "read_lee_corpus",
+    "read_lee_human_similarity",
     "read_ply",
     "read_points",
     "read_polarity_sentences",

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["POLARITY_LABELS", "gensim_test_data_dir", "read_lee_corpus", "read_polarity_sentences"]
+__all__ = [
+    "POLARITY_LABELS",
+    "gensim_test_data_dir",
+    "read_lee_corpus",
+    "read_lee_human_similarity",
+    "read_polarity_sentences",
+]
 
 POLARITY_LABELS = ("neg", "pos")  # label 0, label 1
 _LEE_FILES = {"background": "lee_background.cor", "test": "lee.cor"}
@@ -89,3 +95,18 @@ def read_polarity_sentences() -> tuple[list[str], np.ndarray]:
         sentences.append(sentence.strip())
         labels.append(POLARITY_LABELS.index(name))
     return sentences, np.asarray(labels, dtype=np.int64)
+
+
+def read_lee_human_similarity() -> np.ndarray:
+    """Mean human similarity ``(50, 50)`` in [0, 1] of the Lee test documents, symmetric
+    (gensim's ``similarities0-1.txt``, aligned with ``read_lee_corpus("test")``).
+
+    Raises:
+        ImportError: gensim is missing. ValueError: the file is not a 50 x 50 matrix.
+    """
+    path = gensim_test_data_dir() / "similarities0-1.txt"
+    matrix = np.loadtxt(path, dtype=np.float64)
+    if matrix.shape != (50, 50):
+        raise ValueError(f"{path.name}: expected a 50 x 50 matrix; got {matrix.shape}")
+    upper = np.triu(matrix)
+    return upper + np.triu(matrix, 1).T

@@ -83,8 +83,11 @@ def lee_windows(seq: int, batch: int) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def _downstream_sets():
-    from ..datasets.text import read_lee_corpus, read_polarity_sentences
-    from .quality import read_lee_human_similarity
+    from ..datasets.text import (
+        read_lee_corpus,
+        read_lee_human_similarity,
+        read_polarity_sentences,
+    )
 
     sentences, labels = read_polarity_sentences()
     return sentences, labels, read_lee_corpus("test"), read_lee_human_similarity()

@@ -6,8 +6,6 @@
   a classifier built on the full model loses when fed the cheap model's embeddings.
 - ``overlap_at_k``: mean top-k retrieval agreement between two query x document score matrices.
 - ``spearman``: rank correlation (average ranks for ties) of two score arrays.
-- ``read_lee_human_similarity``: the human pairwise similarity judgements of the 50 Lee test
-  documents (gensim's test data), for a correlation with people rather than with the model.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ __all__ = [
     "overlap_at_k",
     "probe_accuracy",
     "rank_average",
-    "read_lee_human_similarity",
     "similarity_matrix",
     "spearman",
 ]
@@ -153,20 +150,3 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     ra, rb = ra - ra.mean(), rb - rb.mean()
     denom = float(np.sqrt((ra * ra).sum() * (rb * rb).sum()))
     return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
-
-
-def read_lee_human_similarity() -> np.ndarray:
-    """Mean human similarity ``(50, 50)`` in [0, 1] of the Lee test documents, symmetric
-    (gensim's ``similarities0-1.txt``, aligned with ``read_lee_corpus("test")``).
-
-    Raises:
-        ImportError: gensim is missing. ValueError: the file is not a 50 x 50 matrix.
-    """
-    from ..datasets.text import gensim_test_data_dir
-
-    path = gensim_test_data_dir() / "similarities0-1.txt"
-    matrix = np.loadtxt(path, dtype=np.float64)
-    if matrix.shape != (50, 50):
-        raise ValueError(f"{path.name}: expected a 50 x 50 matrix; got {matrix.shape}")
-    upper = np.triu(matrix)
-    return upper + np.triu(matrix, 1).T

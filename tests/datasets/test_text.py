@@ -50,3 +50,11 @@ def test_reading_does_not_import_gensim():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_lee_human_similarity_is_a_symmetric_50_by_50_matrix_in_unit_range():
+    matrix = text.read_lee_human_similarity()
+    assert matrix.shape == (50, 50) and matrix.dtype == np.float64
+    assert np.array_equal(matrix, matrix.T)
+    assert matrix.min() >= 0.0 and matrix.max() <= 1.0
+    assert np.allclose(np.diag(matrix), 1.0)
