@@ -21,6 +21,7 @@ from .coords import (
 from .hashing import CoordTable
 from .kernel_map import (
     KernelMap,
+    as_int_tuple,
     build_strided_map,
     build_submanifold_map,
     kernel_offsets,
@@ -36,6 +37,7 @@ __all__ = [
     "KernelMapCache",
     "KernelMapKey",
     "KeyLayout",
+    "as_int_tuple",
     "build_strided_map",
     "build_submanifold_map",
     "coords_in_range",

@@ -23,6 +23,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from .coords import unique_coords, validate_coords
@@ -30,6 +31,7 @@ from .hashing import DEFAULT_MAX_GRID_CELLS, CoordTable, lookup_pairs
 
 __all__ = [
     "KernelMap",
+    "as_int_tuple",
     "build_strided_map",
     "build_submanifold_map",
     "kernel_offsets",
@@ -39,14 +41,29 @@ __all__ = [
 IntOrTuple = int | tuple[int, ...]
 
 
-def _as_tuple(value: Any, ndim: int, name: str, minimum: int) -> tuple[int, ...]:
-    items = (value,) * ndim if isinstance(value, int) else tuple(value)
-    if len(items) != ndim or not all(isinstance(v, int) and v >= minimum for v in items):
+def as_int_tuple(value: Any, ndim: int, name: str, minimum: int = 1) -> tuple[int, ...]:
+    """``value`` (an int, or ``ndim`` ints, each ``>= minimum``) as a tuple of python ints.
+
+    numpy integers count as ints; bools do not.
+
+    Raises:
+        ValueError: not an int or a sequence of ``ndim`` ints, or an entry below ``minimum``.
+    """
+    items = (value,) * ndim if isinstance(value, int | np.integer) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = ()
+    valid = len(items) == ndim and all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= minimum
+        for v in items
+    )
+    if not valid:
         raise ValueError(
             f"{name} must be an int >= {minimum} or a tuple of {ndim} such ints "
             f"(one per spatial axis); got {value!r}"
         )
-    return items
+    return tuple(int(v) for v in items)
 
 
 def _axis_offsets(size: int) -> range:
@@ -62,7 +79,7 @@ def kernel_offsets(kernel_size: IntOrTuple, ndim: int) -> torch.Tensor:
     """
     if ndim not in (1, 2, 3):
         raise ValueError(f"ndim must be 1, 2 or 3 spatial dimensions; got {ndim!r}")
-    sizes = _as_tuple(kernel_size, ndim, "kernel_size", 1)
+    sizes = as_int_tuple(kernel_size, ndim, "kernel_size", 1)
     axes = [_axis_offsets(k) for k in sizes]
     return torch.tensor(list(itertools.product(*axes)), dtype=torch.int64).reshape(-1, ndim)
 
@@ -182,8 +199,8 @@ def build_submanifold_map(
     coords = validate_coords(coords)
     ndim = coords.shape[1] - 1
     offsets = kernel_offsets(kernel_size, ndim)
-    dil = _as_tuple(dilation, ndim, "dilation", 1)
-    stride_in = _as_tuple(tensor_stride, ndim, "tensor_stride", 1)
+    dil = as_int_tuple(dilation, ndim, "dilation", 1)
+    stride_in = as_int_tuple(tensor_stride, ndim, "tensor_stride", 1)
     _check_stride_multiple(coords, stride_in)
     table = CoordTable.build(coords)
     n, volume = coords.shape[0], offsets.shape[0]
@@ -238,10 +255,10 @@ def build_strided_map(
     """
     coords = validate_coords(coords)
     ndim = coords.shape[1] - 1
-    sizes = _as_tuple(kernel_size, ndim, "kernel_size", 1)
-    step = _as_tuple(stride, ndim, "stride", 1)
-    dil = _as_tuple(dilation, ndim, "dilation", 1)
-    stride_in = _as_tuple(tensor_stride, ndim, "tensor_stride", 1)
+    sizes = as_int_tuple(kernel_size, ndim, "kernel_size", 1)
+    step = as_int_tuple(stride, ndim, "stride", 1)
+    dil = as_int_tuple(dilation, ndim, "dilation", 1)
+    stride_in = as_int_tuple(tensor_stride, ndim, "tensor_stride", 1)
     _check_coverage(sizes, step, dil, [_axis_offsets(k) for k in sizes])
     _check_stride_multiple(coords, stride_in)
     s_out = torch.tensor([1, *(s * t for s, t in zip(step, stride_in, strict=True))])

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..common_sparse import KernelMapCache, pack_coords
+from ..common_sparse import KernelMapCache, as_int_tuple, pack_coords
 
 __all__ = ["SparseCache", "SparseTensor", "as_triple"]
 
@@ -32,21 +32,8 @@ def as_triple(value: Any, name: str, minimum: int = 1) -> Triple:
     Raises:
         ValueError: not an int or a sequence of 3 ints, or an entry below ``minimum``.
     """
-    items = (value,) * 3 if isinstance(value, int | np.integer) else value
-    try:
-        items = tuple(items)
-    except TypeError:
-        items = ()
-    valid = len(items) == 3 and all(
-        isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= minimum
-        for v in items
-    )
-    if not valid:
-        raise ValueError(
-            f"{name} must be an int >= {minimum} or a tuple of 3 such ints (x, y, z); "
-            f"got {value!r}"
-        )
-    return (int(items[0]), int(items[1]), int(items[2]))
+    x, y, z = as_int_tuple(value, 3, name, minimum)
+    return (x, y, z)
 
 
 class SparseCache:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._checkpoint import read_checkpoint_file
 from ..datasets import SCENE_CLASSES, LidarScan, generate_scene
 from .models import MinkUNet, UNetConfig
 from .quantize import sparse_collate, sparse_quantize
@@ -299,18 +300,10 @@ def save_checkpoint(path: str | os.PathLike[str], model: MinkUNet, meta: dict[st
 
 
 def _read_checkpoint(source: Path) -> dict[str, Any]:
-    if not source.is_file():
-        raise FileNotFoundError(
-            f"no checkpoint at {source}; train one with `python scripts/train_pointcloud.py "
-            "--out PATH` or load the shipped one with load_pretrained()"
-        )
-    try:
-        payload = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a damaged file
-        raise ValueError(
-            f"{source} is not a readable checkpoint (corrupt or not written by "
-            f"save_checkpoint): {type(exc).__name__}: {exc}"
-        ) from exc
+    payload = read_checkpoint_file(
+        source, "checkpoint", "train one with `python scripts/train_pointcloud.py --out PATH` "
+        "or load the shipped one with load_pretrained()"
+    )
     if not isinstance(payload, dict) or not {"meta", "state_dict"} <= set(payload):
         got = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(

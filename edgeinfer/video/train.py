@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checkpoint import read_checkpoint_file
 from .config import VideoModelConfig
 from .registry import create_model
 from .tsm import TSMNet
@@ -276,14 +277,9 @@ def save_checkpoint(
 
 
 def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"no video checkpoint at {path}; train one with "
-                                "scripts/train_video.py or pass the right path")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path} is not a readable video checkpoint ({error.__class__.__name__}:"
-                         f" {error}); re-create it with scripts/train_video.py") from error
+    payload = read_checkpoint_file(
+        path, "video checkpoint", "train one with scripts/train_video.py or pass the right path"
+    )
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path} is not a video checkpoint: format {got!r}, expected "
