@@ -4,28 +4,41 @@ For offset ``k`` with pairs ``(in_rows, out_rows)``: ``y[out_rows] += x[in_rows]
 Offsets with similar pair counts can be stacked (padded to the largest count) and multiplied
 with one ``torch.bmm`` so the CPU GEMM sees larger problems (``ConvPlan``); an identity offset
 (the centre of a sub-manifold map) is one plain ``x @ W_k`` without gather or scatter, and
-starts the output (no zero fill). Without autograd, gathers and products go through two
-reused buffers of ``CHUNK_ROWS`` rows: no allocation per offset, and each chunk stays in cache
-from gather through GEMM to scatter.
+starts the output (no zero fill).
+
+Without autograd (inference) the products of all offsets, in plan order, are cut into batches
+of ``BATCH_ROWS`` pair rows. A batch is filled by gathers of ``CHUNK_ROWS`` rows and one GEMM
+per chunk, then added to ``y`` in one sparse-times-dense product with the batch's scatter
+matrix (CSR, rows = output sites, built once per map and batch and kept on the map): scipy's
+compiled loop adds each output row's products in column order, far cheaper than one
+``index_add_`` per pair row, and independent output-row blocks run on the torch threads.
+float16/bfloat16 features (which scipy cannot multiply) use per-chunk ``index_add_``, as
+does everything if scipy's in-place product (a private function) is not importable.
 
 Determinism: the partial products are accumulated into ``y`` one offset at a time, in the
 plan's order (identity offset first, then by pair count, ties by offset index), which depends
-only on the map's pair counts. Within an offset every output row receives at most one row, so
-each output element is a fixed-order sum, independent of thread count and of the input row
-order (up to the corresponding permutation of rows).
+only on the map's pair counts; the scatter matrix keeps that order within each output row.
+Within an offset every output row receives at most one row, so each output element is the
+same fixed-order sum on every path (the autograd path, either scatter, any thread count) and
+for any input row order (up to the corresponding permutation of rows).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 
 from .kernel_map import KernelMap
 
-__all__ = ["CHUNK_ROWS", "ConvPlan", "plan_offset_groups", "sparse_conv"]
+__all__ = ["BATCH_ROWS", "CHUNK_ROWS", "ConvPlan", "plan_offset_groups", "sparse_conv"]
 
-CHUNK_ROWS = 4096  # pair rows per gather -> GEMM -> scatter step of the no-grad path
+CHUNK_ROWS = 4096  # pair rows per gather -> GEMM step of the no-grad path
+BATCH_ROWS = 1 << 16  # pair rows of products held at once, then scattered in one product
+_SCIPY_DTYPES = (torch.float32, torch.float64)
 
 
 @dataclass(frozen=True)
@@ -172,9 +185,46 @@ def _accumulate_inplace(
 ) -> None:
     """``out[out_rows_k] += feats[in_rows_k] @ W_k`` per offset, in ``groups`` order, no autograd.
 
-    Gathers and products go through two reused buffers of ``CHUNK_ROWS`` rows (no allocation
-    or page faults per offset, and the chunk stays in cache between gather, GEMM and scatter).
     Per output element the summation order is the same as the autograd path's.
+    """
+    if _csr_matvecs is None or feats.dtype not in _SCIPY_DTYPES or not groups:
+        _accumulate_index_add(out, feats, weight, kernel_map, groups)
+        return
+    order = [k for group in groups for k in group]
+    batches = _scatter_batches(kernel_map, order)
+    products = feats.new_empty(max(b.stop - b.start for b in batches), weight.shape[2])
+    gathered = feats.new_empty(min(CHUNK_ROWS, products.shape[0]), feats.shape[1])
+    bounds = np.cumsum([0] + [kernel_map.in_rows[k].numel() for k in order]).tolist()
+    pieces: dict[int, torch.Tensor] = {}  # products of batched (bmm) groups
+    for group in (g for g in groups if len(g) > 1):
+        pieces.update(zip(group, _group_products(feats, weight, kernel_map, group), strict=True))
+    for batch in batches:
+        for j, k in enumerate(order):  # the part of offset k inside this batch
+            first, last = max(bounds[j], batch.start), min(bounds[j + 1], batch.stop)
+            if first >= last:
+                continue
+            target = products[first - batch.start: last - batch.start]
+            if k in pieces:
+                target.copy_(pieces[k][first - bounds[j]: last - bounds[j]])
+                continue
+            rows_in = kernel_map.in_rows[k][first - bounds[j]: last - bounds[j]]
+            for lo in range(0, last - first, CHUNK_ROWS):
+                hi = min(lo + CHUNK_ROWS, last - first)
+                torch.index_select(feats, 0, rows_in[lo:hi], out=gathered[: hi - lo])
+                torch.mm(gathered[: hi - lo], weight[k], out=target[lo:hi])
+        batch.scatter_add(out, products[: batch.stop - batch.start])
+
+
+def _accumulate_index_add(
+    out: torch.Tensor,
+    feats: torch.Tensor,
+    weight: torch.Tensor,
+    kernel_map: KernelMap,
+    groups: list[list[int]],
+) -> None:
+    """The chunked ``index_add_`` scatter, for dtypes scipy cannot multiply (half floats).
+
+    Gathers and products go through two reused buffers of ``CHUNK_ROWS`` rows.
     """
     longest = max((kernel_map.in_rows[k].numel() for g in groups for k in g), default=0)
     rows = min(longest, CHUNK_ROWS)
@@ -194,3 +244,74 @@ def _accumulate_inplace(
             torch.index_select(feats, 0, rows_in[start:stop], out=gathered[:size])
             torch.mm(gathered[:size], weight[k], out=product[:size])
             out.index_add_(0, rows_out[start:stop], product[:size])
+
+
+try:  # scipy's compiled y += A @ X, in place (private: without it, the index_add_ path)
+    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
+except ImportError:  # pragma: no cover - depends on scipy's private layout
+    _csr_matvecs = None
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="edgeinfer-scatter")
+    return _POOL
+
+
+@dataclass(frozen=True, eq=False)
+class _ScatterBatch:
+    """Pair positions ``[start, stop)`` of the plan-ordered pairs and their scatter matrix
+    (CSR ``n_out x (stop - start)``, one 1 per pair at ``(out_row, position)``)."""
+
+    start: int
+    stop: int
+    matrix: Any  # scipy.sparse.csr_matrix
+
+    def scatter_add(self, out: torch.Tensor, products: torch.Tensor) -> None:
+        """``out += matrix @ products``; row blocks on up to ``torch.get_num_threads()``
+        threads (each output row is summed by one thread in column order: deterministic)."""
+        matrix = self.matrix
+        data = matrix.data if matrix.data.dtype == _numpy_dtype(out.dtype) else \
+            matrix.data.astype(_numpy_dtype(out.dtype))
+        x, y = products.numpy(), out.numpy()
+        n_out, channels = y.shape
+        blocks = min(torch.get_num_threads(), 8) if n_out * channels >= (1 << 16) else 1
+        cuts = [n_out * b // blocks for b in range(blocks + 1)]
+
+        def run(b: int) -> None:
+            lo, hi = cuts[b], cuts[b + 1]
+            _csr_matvecs(hi - lo, x.shape[0], channels, matrix.indptr[lo: hi + 1],
+                         matrix.indices, data, x.reshape(-1), y[lo:hi].reshape(-1))
+
+        if blocks == 1:
+            run(0)
+        else:
+            list(_pool().map(run, range(blocks)))
+
+
+def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    return np.dtype(np.float32) if dtype == torch.float32 else np.dtype(np.float64)
+
+
+def _scatter_batches(kernel_map: KernelMap, order: list[int]) -> list[_ScatterBatch]:
+    """The scatter batches of ``kernel_map`` for the offset ``order``, built once per map."""
+    cache = kernel_map.derived.setdefault("scatter_batches", {})
+    key = (tuple(order), BATCH_ROWS)
+    if key not in cache:
+        import scipy.sparse
+
+        rows_out = torch.cat([kernel_map.out_rows[k] for k in order]).numpy()
+        batches = []
+        for start in range(0, rows_out.size, BATCH_ROWS):
+            rows = rows_out[start: start + BATCH_ROWS]
+            ones = np.ones(rows.size, dtype=np.float32)
+            columns = np.arange(rows.size + 1)
+            matrix = scipy.sparse.csc_matrix(
+                (ones, rows, columns), shape=(kernel_map.n_out, rows.size)).tocsr()
+            matrix.sort_indices()  # columns ascending in each row: the plan's order
+            batches.append(_ScatterBatch(start, start + rows.size, matrix))
+        cache[key] = batches
+    return cache[key]

@@ -120,11 +120,14 @@ def coords_in_range(coords: torch.Tensor) -> torch.Tensor:
     return ((coords >= layout.lower()) & (coords <= layout.upper())).all(dim=1)
 
 
-def _check_range(coords: torch.Tensor, name: str) -> None:
+def _check_range(coords: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raise if a column of int64 ``coords`` leaves the key layout; return the per-column
+    ``(low, high)`` it found (zeros for an empty set)."""
     if coords.shape[0] == 0:
-        return
+        zeros = torch.zeros(coords.shape[1], dtype=torch.int64)
+        return zeros, zeros
     layout = key_layout(coords.shape[1] - 1)
-    low, high = coords.min(dim=0).values, coords.max(dim=0).values
+    low, high = torch.aminmax(coords, dim=0)
     columns = ["batch", "x", "y", "z"][: coords.shape[1]]
     for j, column in enumerate(columns):
         lo, hi = int(layout.lower()[j]), int(layout.upper()[j])
@@ -134,6 +137,7 @@ def _check_range(coords: torch.Tensor, name: str) -> None:
                 f"key packing for D={layout.ndim} holds only [{lo}, {hi}]; shift the scene "
                 "towards the origin, use a coarser voxel size, or split the batch"
             )
+    return low, high
 
 
 def pack_coords(coords: Any, name: str = "coords") -> torch.Tensor:

@@ -20,7 +20,7 @@ that would drop input sites are rejected. Transposed maps swap the rows of a str
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,8 @@ class KernelMap:
         offsets: ``(K, D)`` int64 kernel offsets (units of the kernel, before dilation/stride).
         n_in / n_out: number of input / output sites.
         transposed: True for a map made by ``transpose_kernel_map``.
+        derived: a dict where code using the map keeps what it derives from the pairs once
+            (e.g. ``sparse_conv``'s scatter matrices); the pairs themselves never change.
     """
 
     in_rows: tuple[torch.Tensor, ...]
@@ -102,6 +104,8 @@ class KernelMap:
     n_in: int
     n_out: int
     transposed: bool = False
+    # derived data computed once per map by its users (e.g. the conv's scatter matrices)
+    derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         volume = self.offsets.shape[0] if self.offsets.dim() == 2 else -1

@@ -104,17 +104,37 @@ def _conv_inputs(n_out_channels=7, seed=0):
     return coords, feats, weight
 
 
-@pytest.mark.parametrize("chunk_rows", [7, 64, 4096])
-def test_no_grad_path_is_bitwise_the_autograd_path(monkeypatch, chunk_rows):
+@pytest.mark.parametrize(("chunk_rows", "batch_rows"), [(7, 5), (64, 1000), (4096, 1 << 16)])
+@pytest.mark.parametrize("scipy_in_place", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_no_grad_path_is_bitwise_the_autograd_path(monkeypatch, chunk_rows, batch_rows,
+                                                   scipy_in_place, dtype):
     monkeypatch.setattr(conv_module, "CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(conv_module, "BATCH_ROWS", batch_rows)
+    if not scipy_in_place:  # the index_add_ fallback (used if scipy's private loop moves)
+        monkeypatch.setattr(conv_module, "_csr_matvecs", None)
     coords, feats, weight = _conv_inputs()
+    feats, weight = feats.to(dtype), weight.to(dtype)
     for kernel_map in (build_submanifold_map(coords, 3), build_strided_map(coords, 3, 2)[0]):
         k = kernel_map.volume
         with torch.no_grad():
             fast = sparse_conv(feats, weight[:k], kernel_map, kernel_map.n_out)
+            again = sparse_conv(feats, weight[:k], kernel_map, kernel_map.n_out)  # cached
         slow = sparse_conv(feats, weight[:k].clone().requires_grad_(), kernel_map,
                            kernel_map.n_out)
         assert torch.equal(fast, slow.detach())
+        assert torch.equal(again, fast)
+
+
+def test_half_precision_no_grad_path_matches_autograd_path():
+    coords, feats, weight = _conv_inputs()
+    feats, weight = feats.to(torch.bfloat16), weight.to(torch.bfloat16)
+    kernel_map = build_submanifold_map(coords, 3)
+    with torch.no_grad():
+        fast = sparse_conv(feats, weight, kernel_map, kernel_map.n_out)
+    slow = sparse_conv(feats, weight.clone().requires_grad_(), kernel_map, kernel_map.n_out)
+    assert fast.dtype == torch.bfloat16
+    assert torch.equal(fast, slow.detach())
 
 
 def test_no_grad_path_is_bitwise_identical_at_one_and_two_threads():
