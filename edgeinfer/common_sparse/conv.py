@@ -25,13 +25,13 @@ for any input row order (up to the corresponding permutation of rows).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from ._threads import parallel_map, worker_count
 from .kernel_map import KernelMap
 
 __all__ = ["BATCH_ROWS", "CHUNK_ROWS", "ConvPlan", "plan_offset_groups", "sparse_conv"]
@@ -251,16 +251,6 @@ try:  # scipy's compiled y += A @ X, in place (private: without it, the index_ad
 except ImportError:  # pragma: no cover - depends on scipy's private layout
     _csr_matvecs = None
 
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="edgeinfer-scatter")
-    return _POOL
-
-
 @dataclass(frozen=True, eq=False)
 class _ScatterBatch:
     """Pair positions ``[start, stop)`` of the plan-ordered pairs and their scatter matrix
@@ -278,7 +268,7 @@ class _ScatterBatch:
             matrix.data.astype(_numpy_dtype(out.dtype))
         x, y = products.numpy(), out.numpy()
         n_out, channels = y.shape
-        blocks = min(torch.get_num_threads(), 8) if n_out * channels >= (1 << 16) else 1
+        blocks = worker_count(8) if n_out * channels >= (1 << 16) else 1
         cuts = [n_out * b // blocks for b in range(blocks + 1)]
 
         def run(b: int) -> None:
@@ -286,10 +276,7 @@ class _ScatterBatch:
             _csr_matvecs(hi - lo, x.shape[0], channels, matrix.indptr[lo: hi + 1],
                          matrix.indices, data, x.reshape(-1), y[lo:hi].reshape(-1))
 
-        if blocks == 1:
-            run(0)
-        else:
-            list(_pool().map(run, range(blocks)))
+        parallel_map(run, range(blocks))
 
 
 def _numpy_dtype(dtype: torch.dtype) -> np.dtype:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._threads import parallel_map
 from .coords import (
     _check_range,
     _pack_unchecked,
@@ -280,12 +281,14 @@ def _window_pairs(
     # pad with the largest int64: its gap to any in-range key is never a step
     padded = np.concatenate([sorted_keys, np.full(max(widths), _PAD, dtype=np.int64)])
     deltas = offset_keys(steps).tolist()
-    pairs: Pairs = [(torch.empty(0), torch.empty(0))] * steps.shape[0]
-    for ks, width in zip(columns, widths, strict=True):
+
+    def column_pairs(column: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        ks, width = columns[column], widths[column]
         low = min(z_steps[k] for k in ks)
         base = query_keys + (deltas[ks[0]] - z_steps[ks[0]])  # key of q + column step, dz=0
         start = _merge_positions(sorted_keys, base + low)
         gaps = [padded[start + j] - base for j in range(width)]  # (M,) each, ascending in j
+        found = []
         for k in ks:
             equal = [gap == z_steps[k] for gap in gaps]
             hit = np.logical_or.reduce(equal) if width > 1 else equal[0]
@@ -293,8 +296,15 @@ def _window_pairs(
             position = start[query]
             for j in range(1, width):
                 position += j * equal[j][query]
-            pairs[k] = (torch.from_numpy(table_rows[position]),
-                        torch.from_numpy(query_rows[query]))
+            found.append((torch.from_numpy(table_rows[position]),
+                          torch.from_numpy(query_rows[query])))
+        return found
+
+    # columns are independent (numpy releases the GIL): spread them over the torch threads
+    pairs: Pairs = [(torch.empty(0), torch.empty(0))] * steps.shape[0]
+    for ks, found in zip(columns, parallel_map(column_pairs, range(len(columns))), strict=True):
+        for k, pair in zip(ks, found, strict=True):
+            pairs[k] = pair
     return pairs
 
 

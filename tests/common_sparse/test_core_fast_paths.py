@@ -154,3 +154,20 @@ def test_no_grad_path_is_bitwise_identical_at_one_and_two_threads():
     finally:
         torch.set_num_threads(previous)
     assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
+
+
+def test_windowed_map_build_is_identical_at_one_and_two_threads():
+    # the per-column merges run on a thread pool at 2 threads; pairs must not change
+    coords = random_coords(3000, 3, 30, seed=9, low=-15)
+    previous = torch.get_num_threads()
+    maps = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            maps.append((build_submanifold_map(coords, 3, max_grid_cells=0),
+                         build_strided_map(coords, 3, 2, max_grid_cells=0)[0]))
+    finally:
+        torch.set_num_threads(previous)
+    for one, two in zip(*maps, strict=True):
+        for a, b in zip(one.in_rows + one.out_rows, two.in_rows + two.out_rows, strict=True):
+            assert torch.equal(a, b)

@@ -131,3 +131,15 @@ def test_quick_layer_case_agrees_with_spconv():
         state = case.setup()
         quality = case.quality(case.baseline(state), case.candidate(state), state)
     assert quality["max abs err"] < CONV_ATOL
+
+
+def test_bare_gemm_benchmark_multiplies_exactly_the_pairs_of_the_conv():
+    gemm = next(b for b in BENCHMARKS if b.name == "pointcloud-gemm")
+    assert [c.name for c in gemm.build_cases(quick=True)] == ["subm3 cached map C32"]
+    case = gemm.build_cases(quick=True)[0]
+    with _one_thread(), torch.no_grad():
+        state = case.setup()
+        products = case.baseline(state)
+        quality = case.quality(products, case.candidate(state), state)
+    assert [len(p) for p in products] == state["map"].pair_counts()
+    assert quality["max abs err"] < CONV_ATOL
