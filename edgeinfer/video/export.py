@@ -1,35 +1,42 @@
-"""Export a TSM model for deployment (ONNX, ExecuTorch) and run an exported stream in ONNX Runtime.
+"""Export a TSM model for deployment: ONNX (float or int8) and ExecuTorch (XNNPACK).
 
 The streaming graph is one online step with the temporal-shift buffers as explicit inputs and
 outputs: ``(frame, buffer_0, ..., buffer_{S-1}) -> (logits, new_buffer_0, ...)``, so a runtime
-carries the buffers from one call to the next (:class:`OnnxStreamingRunner` does). The offline
-graph maps a clip ``(N*T, 3, H, W)`` to its averaged logits ``(N, num_classes)``; its shift
-(bidirectional or causal) is slicing plus ``Concat``, so it exports as plain nodes.
+carries the buffers from one call to the next (:class:`~edgeinfer.video.OnnxStreamingRunner`,
+:class:`~edgeinfer.video.ExecuTorchStreamingRunner`). The offline graph maps a clip
+``(N*T, 3, H, W)`` to its averaged logits ``(N, num_classes)``; its shift (bidirectional or
+causal) is slicing plus ``Concat``, so it exports as plain nodes.
 
 ONNX goes through ``torch.onnx.export(..., dynamo=False)`` (the TorchScript exporter): the
 default dynamo exporter needs ``onnxscript``, which the pinned environment does not install.
-Shapes are static (the ``height``/``width``/``batch`` given). ``onnx``, ``onnxruntime`` and
-``executorch`` are imported only when used.
+``int8_calibration=frames`` then quantises it statically (:mod:`~edgeinfer.video.onnx_int8`).
+ExecuTorch goes through ``torch.export`` and ``to_edge_transform_and_lower`` with the XNNPACK
+partitioner (what XNNPACK cannot run stays on ExecuTorch's portable kernels). Shapes are static
+(the ``height``/``width``/``batch`` given). ``onnx``, ``onnxruntime`` and ``executorch`` are
+imported only when used.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .functional import clip_frame_logits, stream_step
-from .tsm import TSMNet, check_frames
+from .tsm import TSMNet
 
-__all__ = ["EXPORT_FORMATS", "OnnxStreamingRunner", "export", "onnx_node_count"]
+__all__ = ["EXPORT_FORMATS", "export", "onnx_node_count"]
 
 EXPORT_FORMATS: tuple[str, ...] = ("onnx", "executorch")
 _EXECUTORCH_HINT = (
     "exporting to ExecuTorch needs the 'executorch' package, which is not installed. Install it "
-    "with `pip install executorch` (a version matching your torch), or export to 'onnx'"
+    "with `pip install -c constraints.txt executorch` (a version that keeps the pinned torch), "
+    "or export to 'onnx'"
 )
 
 
@@ -97,6 +104,7 @@ def _graph_and_inputs(
 def export(
     model: TSMNet, fmt: str, path: str | os.PathLike[str], *, streaming: bool = True,
     height: int = 224, width: int = 224, batch: int = 1, opset: int = 17,
+    int8_calibration: Sequence[torch.Tensor] | None = None,
 ) -> Path:
     """Write ``model`` as an ONNX (``fmt="onnx"``) or ExecuTorch (``"executorch"``, ``.pte``) file.
 
@@ -107,6 +115,10 @@ def export(
             ``new_buffer_i``; needs ``shift`` "causal" or "none". False: the offline model,
             input ``clip (batch*T, 3, height, width)``, output ``logits (batch, K)``.
         opset: ONNX opset version.
+        int8_calibration: ONNX streaming only: quantise to int8 (QDQ), with activation ranges
+            calibrated on this stream of ``(3, height, width)`` frames (a few dozen frames like
+            the deployment's; see :func:`~edgeinfer.video.onnx_int8.quantize_streaming_int8`).
+            Lossy: measure the accuracy. None: float32.
 
     Returns:
         The path written.
@@ -114,7 +126,8 @@ def export(
     Raises:
         TypeError: ``model`` not a TSMNet.
         ValueError: unknown format, training mode, a bidirectional model with
-            ``streaming=True``, or bad sizes.
+            ``streaming=True``, bad sizes, or ``int8_calibration`` with another format or
+            an offline export.
         ImportError: ``fmt="executorch"`` without the ``executorch`` package (install hint).
     """
     _check_export_args(
@@ -124,9 +137,28 @@ def export(
         model, streaming, batch, height, width
     )
     path = Path(path)
+    if int8_calibration is not None and (fmt != "onnx" or not streaming):
+        raise ValueError(
+            f"int8_calibration quantises a streaming ONNX export; got format {fmt!r} with "
+            f"streaming={streaming}. Export with fmt='onnx', streaming=True"
+        )
     if fmt == "executorch":
         _export_executorch(graph.eval(), inputs, path)
         return path
+    if int8_calibration is not None:
+        from .onnx_int8 import quantize_streaming_int8
+
+        with tempfile.TemporaryDirectory(prefix="edgeinfer-export-") as folder:
+            source = _export_onnx(model, graph, inputs, input_names, output_names,
+                                  Path(folder) / "float.onnx", opset)
+            return quantize_streaming_int8(model, source, path, int8_calibration)
+    return _export_onnx(model, graph, inputs, input_names, output_names, path, opset)
+
+
+def _export_onnx(
+    model: TSMNet, graph: nn.Module, inputs: tuple[torch.Tensor, ...], input_names: list[str],
+    output_names: list[str], path: Path, opset: int,
+) -> Path:
     was_training = model.training
     graph.eval()
     try:
@@ -147,11 +179,15 @@ def export(
 
 def _export_executorch(graph: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
     try:
-        from executorch.exir import to_edge
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
     except ImportError as error:
         raise ImportError(_EXECUTORCH_HINT) from error
-    program = to_edge(torch.export.export(graph, inputs)).to_executorch()
-    path.write_bytes(program.buffer)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the lowering passes warn about their own internals
+        exported = torch.export.export(graph, inputs)
+        lowered = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+        path.write_bytes(lowered.to_executorch().buffer)
 
 
 def onnx_node_count(path: str | os.PathLike[str]) -> dict[str, int]:
@@ -163,70 +199,3 @@ def onnx_node_count(path: str | os.PathLike[str]) -> dict[str, int]:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     counts["total"] = sum(counts.values())
     return counts
-
-
-class OnnxStreamingRunner:
-    """Run a streaming ONNX file (from ``export(..., streaming=True)``) one frame at a time in
-    ONNX Runtime, carrying the shift buffers between calls: the ONNX counterpart of
-    :class:`~edgeinfer.video.StreamingRunner`.
-
-    Args:
-        path: the ``.onnx`` file.
-        num_threads: ONNX Runtime intra-op threads (inter-op is 1).
-
-    Raises:
-        ImportError: ``onnxruntime`` not installed.
-        ValueError: the file is not a streaming export (no ``frame`` input).
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, num_threads: int = 1) -> None:
-        import onnxruntime
-
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-            raise ValueError(f"num_threads must be an int >= 1; got {num_threads!r}")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = num_threads
-        options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
-        inputs = self.session.get_inputs()
-        if not inputs or inputs[0].name != "frame":
-            names = [item.name for item in inputs]
-            raise ValueError(
-                f"{path} is not a streaming export: inputs {names}, expected 'frame' then the "
-                "buffers. Write it with export(model, 'onnx', path, streaming=True)"
-            )
-        self.frame_shape = tuple(inputs[0].shape)
-        self._buffer_specs = [(item.name, tuple(item.shape)) for item in inputs[1:]]
-        self.reset()
-
-    def reset(self) -> None:
-        """Zero the buffers: the next frame is frame 0 of a new stream."""
-        import numpy as np
-
-        self._buffers = [np.zeros(shape, dtype=np.float32) for _, shape in self._buffer_specs]
-        self.frames_seen = 0
-
-    def step(self, frame: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, num_classes)`` of ``frame`` ``(3, H, W)`` or ``(B, 3, H, W)``, float32.
-
-        Raises:
-            TypeError / ValueError: not a floating tensor of the exported frame shape.
-        """
-        if isinstance(frame, torch.Tensor) and frame.dim() == 3:
-            frame = frame.unsqueeze(0)
-        check_frames(frame, "frame", "(3, H, W) or (B, 3, H, W)")
-        if tuple(frame.shape) != self.frame_shape:
-            raise ValueError(
-                f"frame must have the exported shape {self.frame_shape}; got "
-                f"{tuple(frame.shape)}. Re-export with export(..., height=, width=, batch=)"
-            )
-        feeds = {"frame": frame.detach().to(torch.float32).contiguous().numpy()}
-        feeds.update(
-            (name, buffer) for (name, _), buffer in zip(self._buffer_specs, self._buffers,
-                                                        strict=True)
-        )
-        logits, *self._buffers = self.session.run(None, feeds)
-        self.frames_seen += 1
-        return torch.from_numpy(logits)

@@ -7,7 +7,8 @@ A backbone exposes ``stem``, ``blocks`` (each ``block(x, shifted)`` with a ``shi
   shift site;
 - online: :func:`stream_step` runs one frame ``(N, 3, H, W)`` with :func:`shift_step`, taking
   and returning one ``(N, fold, h, w)`` buffer per shift site, so it can be exported with the
-  buffers as graph inputs and outputs.
+  buffers as graph inputs and outputs. With ``in_place=True`` (eager inference only) each
+  shift site swaps the buffer into its block input instead of concatenating a new tensor.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def clip_frame_logits(
 
 def stream_step(
     backbone: nn.Module, head: nn.Module, frame: torch.Tensor,
-    buffers: tuple[torch.Tensor, ...], *, fold_div: int,
+    buffers: tuple[torch.Tensor, ...], *, fold_div: int, in_place: bool = False,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
     """One frame of the causal TSM.
 
@@ -88,7 +89,12 @@ def stream_step(
         frame: ``(N, 3, H, W)``, frame ``t`` of ``N`` streams.
         buffers: one ``(N, fold, h, w)`` per shift site (see :func:`buffer_shapes`), holding
             frame ``t-1``'s first ``fold`` channels there; zeros before the first frame. Empty
-            for a model without shift (TSN).
+            for a model without shift (TSN). Not modified.
+        in_place: False: :func:`shift_step` (slicing + ``cat``: traces and exports as plain
+            nodes, differentiable). True: :func:`_swap_shift`, the same numbers for three
+            ``fold``-channel copies per site instead of a new full-size tensor; it writes into
+            the backbone's intermediate activations, so only for eager inference (no autograd,
+            no tracing; the shapes must already be checked).
 
     Returns:
         ``(logits (N, num_classes), new_buffers)`` with ``new_buffers`` shaped like ``buffers``.
@@ -97,9 +103,26 @@ def stream_step(
     remaining = iter(buffers)
     new_buffers = []
     for block in backbone.blocks:
-        shifted = x
-        if buffers and block.shift_site:
+        if not (buffers and block.shift_site):
+            x = block(x, x)
+        elif in_place:
+            x, cached = _swap_shift(block, x, next(remaining))
+            new_buffers.append(cached)
+        else:
             shifted, cached = shift_step(x, next(remaining), fold_div)
             new_buffers.append(cached)
-        x = block(x, shifted)
+            x = block(x, shifted)
     return _pool_classify(backbone, head, x), tuple(new_buffers)
+
+
+def _swap_shift(
+    block: nn.Module, x: torch.Tensor, buffer: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # x (N, C, h, w), a fresh activation nothing else holds; buffer (N, fold, h, w)
+    fold = buffer.shape[1]
+    head = x[:, :fold]
+    cached = head.clone()  # frame t's channels: the next buffer
+    head.copy_(buffer)  # x is now the shifted input
+    branch_out = block.branch(x)
+    head.copy_(cached)  # x again, for the identity / shortcut
+    return block.combine(x, branch_out), cached

@@ -65,9 +65,11 @@ class InvertedResidual(nn.Module):
         self.shift_site = self.has_identity
 
     def forward(self, x: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
-        if self.has_identity:
-            return x + self.branch(shifted)
-        return self.branch(shifted)
+        return self.combine(x, self.branch(shifted))
+
+    def combine(self, x: torch.Tensor, branch_out: torch.Tensor) -> torch.Tensor:
+        """The block output from its input ``x`` and ``branch(shifted)``: the identity added."""
+        return x + branch_out if self.has_identity else branch_out
 
 
 class MobileNetV2Backbone(nn.Module):

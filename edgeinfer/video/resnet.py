@@ -52,7 +52,11 @@ class _ResidualBlock(nn.Module):
         self.shift_site = True
 
     def forward(self, x: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.shortcut(x) + self.branch(shifted))
+        return self.combine(x, self.branch(shifted))
+
+    def combine(self, x: torch.Tensor, branch_out: torch.Tensor) -> torch.Tensor:
+        """The block output from its input ``x`` and ``branch(shifted)``."""
+        return self.relu(self.shortcut(x) + branch_out)
 
 
 class BasicBlock(_ResidualBlock):

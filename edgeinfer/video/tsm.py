@@ -82,6 +82,7 @@ class TSMNet(nn.Module):
             nn.Dropout(config.dropout), nn.Linear(self.backbone.num_features, config.num_classes)
         )
         _init_weights(self)
+        self._buffer_shapes: dict[tuple[int, int, int], list[tuple[int, ...]]] = {}
         if config.shift != "none":
             for index in shift_sites(self.backbone):
                 channels = self.backbone.blocks[index].in_channels
@@ -139,7 +140,10 @@ class TSMNet(nn.Module):
         self, frame: torch.Tensor, buffers: tuple[torch.Tensor, ...]
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """One online step: ``frame (N, 3, H, W)``, ``buffers`` from :meth:`init_buffers` or the
-        previous step -> ``(logits (N, num_classes), new_buffers)``.
+        previous step -> ``(logits (N, num_classes), new_buffers)``. ``buffers`` are not
+        modified. Without autograd (``torch.no_grad``/``inference_mode``) and outside tracing,
+        the shift swaps the buffers in place (:func:`~edgeinfer.video.stream_step`
+        ``in_place=True``): the same numbers, fewer copies.
 
         Raises:
             ValueError: bidirectional model; bad frame shape; buffers not matching the frame.
@@ -148,8 +152,12 @@ class TSMNet(nn.Module):
         check_frames(frame, "frame", "(N, 3, H, W)")
         batch, _, height, width = frame.shape
         self._check_buffers(buffers, batch, height, width)
+        in_place = not (
+            torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+        )
         return stream_step(
-            self.backbone, self.head, frame, tuple(buffers), fold_div=self.config.fold_div
+            self.backbone, self.head, frame, tuple(buffers), fold_div=self.config.fold_div,
+            in_place=in_place,
         )
 
     def _check_streamable(self) -> None:
@@ -160,10 +168,19 @@ class TSMNet(nn.Module):
                 "load_state_dict works across shift modes)"
             )
 
+    def _expected_buffers(self, batch: int, height: int, width: int) -> list[tuple[int, ...]]:
+        # buffer shapes per frame size, remembered: step() checks them on every frame
+        key = (batch, height, width)
+        shapes = self._buffer_shapes.get(key)
+        if shapes is None:
+            shapes = [] if self.config.shift == "none" else buffer_shapes(
+                self.backbone, self.config.fold_div, batch, height, width
+            )
+            self._buffer_shapes = {**self._buffer_shapes, key: shapes}  # architecture is fixed
+        return shapes
+
     def _check_buffers(self, buffers: object, batch: int, height: int, width: int) -> None:
-        expected = [] if self.config.shift == "none" else buffer_shapes(
-            self.backbone, self.config.fold_div, batch, height, width
-        )
+        expected = self._expected_buffers(batch, height, width)
         if not isinstance(buffers, (tuple, list)) or len(buffers) != len(expected):
             count = len(buffers) if isinstance(buffers, (tuple, list)) else _describe(buffers)
             raise ValueError(
@@ -171,7 +188,7 @@ class TSMNet(nn.Module):
                 f"{count}. Start from model.init_buffers(batch, height, width)"
             )
         for index, (buffer, shape) in enumerate(zip(buffers, expected, strict=True)):
-            if not isinstance(buffer, torch.Tensor) or tuple(buffer.shape) != shape:
+            if not isinstance(buffer, torch.Tensor) or buffer.shape != shape:
                 raise ValueError(
                     f"buffers[{index}] must have shape {shape} for frames of shape "
                     f"{(batch, 3, height, width)}; got {_describe(buffer)}. Use "

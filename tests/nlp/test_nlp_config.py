@@ -28,7 +28,16 @@ def test_keep_ratio_of_wrong_type_is_rejected(value):
         ({"head_prune_layers": (-1,)}, ValueError, "non-negative"),
         ({"token_mode": "random"}, ValueError, "token_mode must be one of"),
         ({"token_threshold": -1.0}, ValueError, "token_threshold must be finite"),
-        ({"score_stride": 0}, ValueError, "score_stride must be an int >= 1"),
+        ({"score_queries": 0}, ValueError, "score_queries must be an int >= 1"),
+        ({"token_schedule": [0.5, 1.0]}, TypeError, "token_schedule must be None or a tuple"),
+        ({"token_schedule": (0.5, 0.9)}, ValueError, r"ending with 1.0"),
+        ({"token_schedule": (0.0, 1.0)}, ValueError, r"exponents in \(0, 1\]"),
+        ({"token_schedule": (0.8, 0.5, 1.0)}, ValueError, "non-decreasing"),
+        (
+            {"prune_layers": (1, 2), "token_schedule": (0.3, 0.6, 1.0)},
+            ValueError,
+            "one exponent per pruning layer",
+        ),
     ],
 )
 def test_bad_fields_are_rejected_with_the_field_named(kwargs, error, match):
@@ -45,11 +54,25 @@ def test_config_is_frozen():
 def test_schedule_is_geometric_and_lands_on_the_keep_ratio():
     plans = plan_layers(SpAttenConfig(token_keep=0.25, head_keep=0.5), n_layers=6, n_heads=12)
     ratios = [p.token_ratio for p in plans]
-    assert ratios[0] is None and ratios[5] is None  # default: not the first nor the last layer
-    assert [round(r, 6) for r in ratios[1:5]] == [round(0.25 ** (j / 4), 6) for j in range(1, 5)]
-    assert math.isclose(ratios[4], 0.25)
-    assert [p.head_count for p in plans][1:5] == [10, 8, 7, 6]
-    assert [p.score_tokens for p in plans] == [True] * 5 + [False]
+    assert ratios[0] is None and ratios[4:] == [None, None]  # default: layers 1 .. n // 2
+    assert [round(r, 6) for r in ratios[1:4]] == [round(0.25 ** (j / 3), 6) for j in (1, 2, 3)]
+    assert math.isclose(ratios[3], 0.25)
+    assert [p.head_count for p in plans][1:5] == [10, 8, 7, 6]  # heads: 1 .. n - 2
+    assert [p.score_tokens for p in plans] == [True] * 4 + [False] * 2
+
+
+def test_default_pruning_layers_scale_with_depth():
+    for n_layers, expected in ((12, [1, 2, 3, 4, 5, 6]), (2, [1]), (1, [])):
+        plans = plan_layers(SpAttenConfig(), n_layers=n_layers, n_heads=4)
+        assert [i for i, p in enumerate(plans) if p.token_ratio is not None] == expected
+
+
+def test_token_schedule_shapes_the_cascade_and_lands_on_the_keep_ratio():
+    config = SpAttenConfig(token_keep=0.25, prune_layers=(0, 2), token_schedule=(0.5, 1.0))
+    ratios = [p.token_ratio for p in plan_layers(config, n_layers=4, n_heads=2)]
+    assert ratios == [0.5, None, 0.25, None]
+    with pytest.raises(ValueError, match=r"prunes at \(1, 2\) but token_schedule=\(1.0,\)"):
+        plan_layers(SpAttenConfig(token_schedule=(1.0,)), n_layers=4, n_heads=2)
 
 
 def test_keep_ratio_one_plans_no_pruning_and_no_scoring():

@@ -21,4 +21,28 @@ def test_bench_windows_have_exactly_the_sequence_length():
     inputs = lee_windows(128, 2)
     assert inputs["input_ids"].shape == (2, 128) and bool(inputs["attention_mask"].all())
     cases = BENCHMARKS[0].build_cases()
-    assert len(cases) == 30 and 2 <= len(BENCHMARKS[0].build_cases(quick=True)) <= 4
+    assert len(cases) == 30 + 3  # 5 variants x 3 lengths x 2 batches, + 3 scoring rows
+    assert 2 <= len(BENCHMARKS[0].build_cases(quick=True)) <= 4
+
+
+def test_scoring_row_runs_on_the_real_layer():
+    from edgeinfer.nlp.bench import make_scoring_cases
+
+    case = make_scoring_cases()[0]  # 128 tokens
+    state = case.setup()
+    scores = case.candidate(state)
+    assert scores.shape == (1, 128) and abs(float(scores.sum()) - 32 * 12) < 1e-3
+    assert case.baseline(state).shape == (1, 128, 384)
+
+
+def test_kv_benchmark_builds_its_cases_without_loading_a_model():
+    from edgeinfer.nlp.bench import BENCHMARKS
+
+    (kv,) = [b for b in BENCHMARKS if b.name == "nlp-kv"]
+    cases = kv.build_cases()
+    assert [(c.params["prompt"], c.params["budget"]) for c in cases] == [
+        (1024, 256),
+        (2048, 256),
+        (2048, 512),
+    ]
+    assert kv.build_cases(quick=True) == []

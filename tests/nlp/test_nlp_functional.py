@@ -6,6 +6,7 @@ from edgeinfer.nlp.spatten.functional import (
     head_rows,
     keep_counts,
     prune_tokens,
+    score_rows,
     select_heads,
     token_importance,
 )
@@ -19,12 +20,30 @@ def test_importance_is_probability_mass_received_from_real_queries():
     torch.manual_seed(0)
     query, key = torch.randn(2, 3, 6, 4), torch.randn(2, 3, 6, 4)
     mask = _mask([6, 4], 6)
-    scores = token_importance(query, key, mask, stride=1)
+    scores = token_importance(query, key, mask, count=6)
     assert scores.shape == (2, 6)
     assert torch.allclose(scores.sum(dim=1), torch.tensor([6.0 * 3, 4.0 * 3]))
     assert torch.all(scores[1, 4:] == 0)  # padding receives nothing
-    sampled = token_importance(query, key, mask, stride=2)
-    assert torch.allclose(sampled.sum(dim=1), torch.tensor([3.0 * 3, 2.0 * 3]))
+    sampled = token_importance(query, key, mask, count=3)
+    assert torch.allclose(sampled.sum(dim=1), torch.tensor([3.0 * 3, 3.0 * 3]))
+
+
+def test_sampled_importance_equals_the_sum_over_the_chosen_rows():
+    torch.manual_seed(0)
+    query, key = torch.randn(1, 2, 9, 4), torch.randn(1, 2, 9, 4)
+    mask = torch.ones(1, 9, dtype=torch.bool)
+    probs = torch.softmax(query @ key.transpose(-1, -2) / 2.0, dim=-1)  # (1, 2, 9, 9)
+    expected = probs[:, :, [0, 4, 8]].sum(dim=(1, 2))
+    torch.testing.assert_close(token_importance(query, key, mask, count=3), expected)
+
+
+def test_score_rows_are_evenly_spaced_real_rows_independent_of_the_batch():
+    mask = torch.tensor([[1] * 10, [1, 1, 1] + [0] * 7, [0, 0] + [1] * 5 + [0] * 3]).bool()
+    rows, weights = score_rows(mask, 4)
+    assert rows.tolist() == [[0, 3, 6, 9], [0, 1, 2, 0], [2, 3, 5, 6]]
+    assert weights.tolist() == [[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 1, 1]]
+    alone, _ = score_rows(mask[1:2, :3], 4)
+    assert alone.tolist() == [[0, 1, 2]]
 
 
 def test_keep_counts_come_from_real_length_with_a_floor():

@@ -6,6 +6,7 @@ from torch.nn import functional
 
 from edgeinfer.video import StreamingRunner, create_model
 from edgeinfer.video.delta import DeltaConfig, DeltaRunner, delta_prefix, max_delta_stages
+from edgeinfer.video.delta_box import Box, change_box, conv_box, out_box, update_box
 from edgeinfer.video.delta_conv import FoldedConv, Grid, conv_delta
 from tests.video.reference import calibrate
 
@@ -43,10 +44,12 @@ def _assert_close_logits(actual, expected):
 @pytest.mark.parametrize(
     ("name", "shift", "width", "method"),
     [
+        ("tsm_mobilenetv2", "causal", 0.5, "box"),
         ("tsm_mobilenetv2", "causal", 0.5, "im2col"),
         ("tsm_mobilenetv2", "causal", 0.5, "kernel_map"),
         ("tsm_mobilenetv2", "none", 0.5, "im2col"),
         ("tsm_resnet18", "causal", 0.25, "kernel_map"),
+        ("tsm_resnet18", "causal", 0.25, "box"),
     ],
 )
 def test_threshold_zero_equals_dense_stream(name, shift, width, method):
@@ -59,20 +62,22 @@ def test_threshold_zero_equals_dense_stream(name, shift, width, method):
     assert len(stats.active_sites) == len(delta.prefix.layers) == len(stats.total_sites)
 
 
+@pytest.mark.parametrize("method", ["box", "im2col"])
 @pytest.mark.parametrize("dense_above", [0.0, 1.0])
-def test_dense_fallback_and_all_sparse_are_exact(dense_above):
+def test_dense_fallback_and_all_sparse_are_exact(dense_above, method):
     model = _model()
     dense = StreamingRunner(model)
-    delta = DeltaRunner(model, DeltaConfig(dense_above=dense_above))
+    delta = DeltaRunner(model, DeltaConfig(dense_above=dense_above, method=method))
     for frame in _frames(5, batch=2):
         _assert_close_logits(delta.step(frame), dense.step(frame))
     expected = len(delta.prefix.layers) if dense_above == 0.0 else 0
     assert delta.last_stats.dense_layers == expected
 
 
-def test_threshold_keeps_reference_within_threshold_and_equals_dense_on_it():
+@pytest.mark.parametrize("method", ["box", "im2col"])
+def test_threshold_keeps_reference_within_threshold_and_equals_dense_on_it(method):
     model, threshold = _model(), 0.05
-    delta = DeltaRunner(model, DeltaConfig(threshold=threshold))
+    delta = DeltaRunner(model, DeltaConfig(threshold=threshold, method=method))
     dense = StreamingRunner(model)
     for t, frame in enumerate(_frames(7)):
         drifted = frame + 0.03 * t  # a slow global drift: skipped until it passes threshold
@@ -99,9 +104,10 @@ def test_refresh_every_recomputes_densely(shift):
                 torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_stats_and_unchanged_frame():
+@pytest.mark.parametrize("method", ["box", "im2col"])
+def test_stats_and_unchanged_frame(method):
     model = _model()
-    delta = DeltaRunner(model)
+    delta = DeltaRunner(model, DeltaConfig(method=method))
     frame = torch.rand(1, 3, SIZE, SIZE)
     delta.step(frame)
     assert delta.last_stats.dense and delta.last_stats.changed_fraction == 1.0
@@ -179,3 +185,88 @@ def test_frame_size_change_needs_reset():
         delta.step(torch.rand(1, 3, 32, 32))
     delta.reset()
     assert delta.step(torch.rand(1, 3, 32, 32)).shape == (1, 5)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "groups", "c_in", "c_out"),
+    [(3, 2, 1, 3, 8), (3, 1, 6, 6, 6), (3, 2, 6, 6, 6), (7, 2, 1, 3, 4), (1, 1, 1, 5, 7)],
+)
+@pytest.mark.parametrize(
+    "corner", [(4, 9, 3, 7), (0, 13, 0, 11), (0, 2, 9, 11), (12, 13, 0, 1), (5, 6, 5, 6)]
+)
+def test_conv_box_equals_dense_conv_of_delta_image(kernel, stride, groups, c_in, c_out, corner):
+    generator = torch.Generator().manual_seed(kernel * 10 + stride + groups + sum(corner))
+    weight = torch.randn(c_out, c_in // groups, kernel, kernel, generator=generator).double()
+    layer = FoldedConv(weight, torch.zeros(c_out, dtype=torch.float64), stride, groups, "none")
+    height, width = 13, 11
+    box = Box(*corner)  # inside the map, touching its borders in some cases
+    image = torch.zeros(2, c_in, height, width, dtype=torch.float64)
+    patch = torch.randn(2, c_in, box.height, box.width, generator=generator).double()
+    image[:, :, box.top : box.bottom, box.left : box.right] = patch
+    expected = functional.conv2d(image, weight, None, stride, kernel // 2, 1, groups)
+    out = out_box(box, expected.shape[2], expected.shape[3], kernel, stride)
+    change = conv_box(layer, patch, box, out)
+    placed = torch.zeros_like(expected)
+    placed[:, :, out.top : out.bottom, out.left : out.right] = change
+    torch.testing.assert_close(placed, expected, rtol=1e-12, atol=1e-12)
+    # the box is tight: every output row and column of it is reached by the patch
+    reached = functional.conv2d(
+        (image != 0).any(dim=1, keepdim=True).double(),
+        torch.ones(1, 1, kernel, kernel, dtype=torch.float64), None, stride, kernel // 2,
+    )[0, 0] > 0
+    assert change_box(reached) == out
+
+
+def test_change_box_and_update_box_in_place():
+    mask = torch.zeros(6, 7, dtype=torch.bool)
+    assert change_box(mask) is None
+    mask[1, 4] = mask[3, 2] = True
+    assert change_box(mask) == Box(1, 4, 2, 5)
+    weight = torch.randn(4, 1, 3, 3, dtype=torch.float64)
+    layer = FoldedConv(weight, torch.zeros(4, dtype=torch.float64), 1, 4, "relu6")
+    cache = torch.randn(1, 4, 6, 7, dtype=torch.float64)
+    before = cache.clone()
+    delta = torch.randn(1, 4, 3, 3, dtype=torch.float64)
+    box = Box(1, 4, 2, 5)
+    out = out_box(box, 6, 7, 3, 1)
+    assert out == Box(0, 5, 1, 6)
+    change = update_box(layer, cache, delta, box, out)
+    image = torch.zeros(1, 4, 6, 7, dtype=torch.float64)
+    image[:, :, 1:4, 2:5] = delta
+    expected = before + functional.conv2d(image, weight, None, 1, 1, 1, 4)
+    torch.testing.assert_close(cache, expected, rtol=1e-12, atol=1e-12)
+    full = expected.clamp(0, 6) - before.clamp(0, 6)
+    torch.testing.assert_close(change, full[:, :, 0:5, 1:6], rtol=1e-12, atol=1e-12)
+    assert torch.count_nonzero(full) == torch.count_nonzero(full[:, :, 0:5, 1:6])
+
+
+def test_box_method_handles_images_of_a_batch_changing_in_different_places():
+    model = _model()
+    dense, delta = StreamingRunner(model), DeltaRunner(model, DeltaConfig(method="box"))
+    generator = torch.Generator().manual_seed(5)
+    frame = torch.rand(3, 3, SIZE, SIZE, generator=generator)
+    _assert_close_logits(delta.step(frame), dense.step(frame))
+    for t in range(1, 4):
+        frame = frame.clone()
+        frame[0, :, 2 * t : 2 * t + 6, 40:47] = torch.rand(3, 6, 7, generator=generator)
+        frame[2, :, 50:58, 3 * t : 3 * t + 5] = torch.rand(3, 8, 5, generator=generator)
+        _assert_close_logits(delta.step(frame), dense.step(frame))  # image 1 never changes
+        stats = delta.last_stats
+        assert stats.dense_layers == 0 and 0 < stats.active_fraction[0] < 0.1
+
+
+@pytest.mark.parametrize("method", ["box", "im2col"])
+def test_step_prefix_equals_the_dense_early_stages(method):
+    model = _model()
+    backbone = model.backbone
+    delta = DeltaRunner(model, DeltaConfig(method=method))
+    first = delta.prefix.first_block
+    for frame in _frames(6):
+        with torch.no_grad():
+            expected = backbone.stem(frame)
+            for block in backbone.blocks[:first]:
+                expected = block(expected, expected)
+        got = delta.step_prefix(frame)
+        scale = float(expected.abs().max())
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * scale)
+    assert delta.frames_seen == 6 and not delta.last_stats.dense

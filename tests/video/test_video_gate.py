@@ -1,12 +1,22 @@
 """Frame skipping: the change gate alone, and gated streaming against the plain runner."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from edgeinfer.datasets.static_stream import generate_static_stream
 from edgeinfer.video.registry import create_model
-from edgeinfer.video.skip import FrameGate, GateConfig, GatedRunner, GateStats, frame_to_tensor
+from edgeinfer.video.skip import (
+    FrameGate,
+    GateConfig,
+    GatedRunner,
+    GateStats,
+    frame_to_tensor,
+    logit_jitter,
+    top_margin,
+)
 from edgeinfer.video.stream import StreamingRunner
 from tests.video.reference import calibrate
 
@@ -150,3 +160,108 @@ def test_gated_runner_checks_its_parts(stream):
         GatedRunner(StreamingRunner(model), GateConfig())
     with pytest.raises(TypeError, match="preprocess must be callable"):
         GatedRunner(StreamingRunner(model), preprocess=None)
+
+
+# --- settling after a change, near ties ------------------------------------------------------
+
+
+def test_gate_settles_after_a_change_and_a_refresh_does_not_restart_settling():
+    gate = FrameGate(GateConfig(threshold=0.5, max_skip=4, noise_floor=0, settle=2))
+    frames = [_flat(10)] * 9 + [_flat(40)] * 5
+    # frame 0 changes (the first), 1-2 settle, 3-6 skip, 7 refreshes (no new settling), 8 skips;
+    # frame 9 changes, 10-11 settle, 12-13 skip
+    expected = [True, True, True, False, False, False, False, True, False]
+    expected += [True, True, True, False, False]
+    assert _decisions(gate, frames) == expected
+    assert gate.settle == 2 and gate.stats == GateStats(processed=7, skipped=7)
+
+
+def test_settle_comes_from_the_config_or_else_the_temporal_depth():
+    assert FrameGate().settle == 0
+    assert FrameGate(temporal_depth=5).settle == 5
+    assert FrameGate(GateConfig(settle=1), temporal_depth=5).settle == 1
+    with pytest.raises(ValueError, match="temporal_depth must be an int >= 0"):
+        FrameGate(temporal_depth=-1)
+    with pytest.raises(TypeError, match="settle must be None or an int >= 0"):
+        GateConfig(settle=1.5)
+    with pytest.raises(ValueError, match="settle must be None or an int >= 0"):
+        GateConfig(settle=-1)
+
+
+def test_force_runs_a_quiet_frame_and_counts_it_as_processed():
+    gate = FrameGate(GateConfig(threshold=0.5, noise_floor=0))
+    assert [gate.decide(_flat(3), force=f) for f in (False, False, True, False)] == [
+        True, False, True, False
+    ]
+    assert gate.stats == GateStats(processed=2, skipped=2)
+
+
+@pytest.fixture(scope="module")
+def still_scene():
+    # noise-free: quiet frames are bit-identical, so a settled model's output is exactly fixed
+    frames, events = generate_static_stream(2, frames=70, size=(48, 64), event_rate=0.04,
+                                            noise=0.0)
+    clip = torch.stack([frame_to_tensor(f)[0] for f in frames[:8]])
+    torch.manual_seed(1)
+    model = create_model("tsm_resnet18", num_classes=6, n_segment=8, shift="causal",
+                         width=0.125, fold_div=4)
+    return frames, events, calibrate(model, clip)
+
+
+def _every_and_gated(model, frames, config):
+    plain = StreamingRunner(model)
+    every = [plain.step(frame_to_tensor(frame)) for frame in frames]
+    # a thumbnail of every pixel and no dead zone: any change of the picture is seen
+    gated = GatedRunner(StreamingRunner(model), FrameGate(config))
+    return every, [gated.step(frame) for frame in frames], gated
+
+
+@pytest.mark.parametrize("settle", [None, 8])
+def test_a_settled_gate_reuses_exactly_the_every_frame_output(still_scene, settle):
+    frames, events, model = still_scene
+    assert model.num_shift_sites == 8 and events.any() and not events.all()
+    config = GateConfig(threshold=1e-9, max_skip=1000, noise_floor=0, thumbnail=(48, 64),
+                        settle=settle)
+    every, gated, runner = _every_and_gated(model, frames, config)
+    assert runner.gate.settle == 8  # None: bound to the model's shift sites
+    assert runner.stats.skipped > len(frames) // 4
+    for t, (want, got) in enumerate(zip(every, gated, strict=True)):
+        assert torch.equal(want, got), t
+
+
+def test_skipping_before_the_model_settles_departs_from_every_frame(still_scene):
+    frames, _, model = still_scene
+    config = GateConfig(threshold=1e-9, max_skip=1000, noise_floor=0, thumbnail=(48, 64),
+                        settle=7)
+    every, gated, _ = _every_and_gated(model, frames, config)
+    assert any(not torch.equal(want, got) for want, got in zip(every, gated, strict=True))
+
+
+def test_min_margin_processes_near_ties(still_scene):
+    frames, _, model = still_scene
+    plain = StreamingRunner(model)
+    gated = GatedRunner(StreamingRunner(model), FrameGate(GateConfig(threshold=1e9)),
+                        min_margin=math.inf)  # no output is sure enough: every frame runs
+    for frame in frames[:12]:
+        assert torch.equal(gated.step(frame), plain.step(frame_to_tensor(frame)))
+    assert gated.stats == GateStats(processed=12, skipped=0)
+    with pytest.raises(ValueError, match="min_margin must be a float >= 0"):
+        GatedRunner(StreamingRunner(model), min_margin=-0.1)
+    with pytest.raises(ValueError, match="min_margin must be a float >= 0"):
+        GatedRunner(StreamingRunner(model), min_margin=math.nan)
+    with pytest.raises(TypeError, match="min_margin must be a float"):
+        GatedRunner(StreamingRunner(model), min_margin="1")
+
+
+def test_top_margin_and_logit_jitter(still_scene):
+    frames, events, model = still_scene
+    assert top_margin(torch.tensor([[1.0, 3.0, 2.5], [0.0, -1.0, 2.0]])) == 2.0 - 0.0 - 1.5
+    assert top_margin(torch.tensor([[4.0]])) == math.inf
+    still = frames[: int(np.argmax(events))]  # the frames before anything moves
+    runner = StreamingRunner(model)
+    assert len(still) >= 10 and logit_jitter(runner, still) == 0.0  # noise-free: exact repeat
+    noisy = [np.clip(f.astype(np.int16) + (-2, 0, 2)[i % 3], 0, 255).astype(np.uint8)
+             for i, f in enumerate(still)]
+    assert logit_jitter(runner, noisy) > 0.0 and runner.frames_seen == 0
+    with pytest.raises(ValueError, match="frames must hold at least 10 still frames"):
+        logit_jitter(runner, still[:9])

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from edgeinfer.video import StreamingRunner, create_model
+from edgeinfer.video import StreamingRunner, create_model, stream_step
 from tests.video.reference import calibrate
 from tests.video.tolerances import STREAM_ATOL, STREAM_RTOL
 
@@ -141,3 +141,33 @@ def test_online_step_exports_with_buffers_as_graph_inputs_and_outputs():
     assert len(exported) == 1 + len(buffers)
     for got, want in zip(exported, (logits, *new), strict=True):
         torch.testing.assert_close(got, want, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["tsm_mobilenetv2", "tsm_resnet18"])
+def test_in_place_shift_equals_the_cat_shift_exactly_and_keeps_the_inputs(name):
+    clip = torch.randn(5, 3, 40, 40, generator=torch.Generator().manual_seed(4))
+    model = _causal(name, 5, clip)
+    backbone, head, fold_div = model.backbone, model.head, model.config.fold_div
+    cat_buffers = swap_buffers = model.init_buffers(1, 40, 40)
+    with torch.inference_mode():
+        for frame in clip:
+            frame = frame[None]
+            kept = [buffer.clone() for buffer in swap_buffers]
+            want, cat_buffers = stream_step(backbone, head, frame, cat_buffers, fold_div=fold_div)
+            got, new = stream_step(backbone, head, frame, swap_buffers, fold_div=fold_div,
+                                   in_place=True)
+            assert torch.equal(got, want)
+            assert all(torch.equal(a, b) for a, b in zip(new, cat_buffers, strict=True))
+            assert all(torch.equal(a, b) for a, b in zip(swap_buffers, kept, strict=True))
+            swap_buffers = new
+        assert torch.equal(model.step(frame, swap_buffers)[0],  # in place under inference mode
+                           stream_step(backbone, head, frame, swap_buffers, fold_div=fold_div)[0])
+
+
+def test_step_with_autograd_uses_the_differentiable_shift():
+    model = _causal("tsm_resnet18", 2, torch.randn(2, 3, 32, 32))
+    frame = torch.randn(1, 3, 32, 32, requires_grad=True)
+    logits, buffers = model.step(frame, model.init_buffers(1, 32, 32))
+    logits, _ = model.step(frame * 2, buffers)  # an in-place shift would break backward
+    logits.sum().backward()
+    assert frame.grad is not None and frame.grad.abs().sum() > 0

@@ -24,6 +24,7 @@ __all__ = [
     "keep_counts",
     "project_heads",
     "prune_tokens",
+    "score_rows",
     "select_heads",
     "select_token_rows",
     "token_importance",
@@ -87,21 +88,47 @@ def feed_forward(
     return layer.output.LayerNorm(apply_linear(inner, linears["ffn_out"]) + x)
 
 
-def token_importance(
-    query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor, stride: int
-) -> torch.Tensor:
-    """Attention probability received by each key token ``(B, L)``, summed over heads.
+def score_rows(mask: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query rows that estimate token importance: per sequence ``min(n, count)`` real rows
+    evenly spaced over its ``n`` real tokens (first and last included).
 
-    Estimated from every ``stride``-th query row (real rows only) so it stays cheap next to
-    the fused SDPA that produces the layer output: ``query, key (B, h, L, d)``.
+    ``mask (B, L)`` real tokens (anywhere in the row). Returns ``rows (B, q)`` int64 and
+    ``weights (B, q)`` float (0 on the padding of a sequence with fewer than ``q`` rows), with
+    ``q = min(count, longest sequence)``. A sequence's rows do not depend on its batch.
     """
-    batch, heads, _, head_size = query.shape
-    sampled = query[:, :, ::stride] * head_size**-0.5  # (B, h, Lq, d)
-    logits = sampled @ key.transpose(-1, -2)  # (B, h, Lq, L)
+    lengths = mask.sum(dim=1)  # (B,)
+    width = int(min(count, int(lengths.max())))
+    slots = torch.arange(width, dtype=torch.float64)
+    used = lengths.clamp(max=width)  # (B,) rows per sequence
+    span = (lengths - 1).clamp(min=0).double() / (used - 1).clamp(min=1).double()
+    rank = torch.round(slots[None, :] * span[:, None]).long()  # (B, q) j-th real token
+    valid = slots[None, :] < used[:, None]
+    rows = torch.searchsorted(mask.long().cumsum(dim=1), rank + 1)  # its position in the row
+    return rows.masked_fill(~valid, 0), valid.to(torch.float32)
+
+
+def token_importance(
+    query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor, count: int
+) -> torch.Tensor:
+    """Attention probability received by each key token ``(B, L)``, summed over heads and
+    over at most ``count`` evenly spaced real query rows per sequence (``score_rows``).
+
+    Sampling keeps the cost at ``O(count * L)`` per head, small next to the fused SDPA that
+    produces the layer output: ``query, key (B, h, L, d)``, ``mask (B, L)``.
+    """
+    batch, heads, length, head_size = query.shape
+    if count >= length:  # every row: no gather needed
+        rows, weights = None, mask.to(query.dtype)
+        sampled = query
+    else:
+        rows, weights = score_rows(mask, count)
+        index = rows[:, None, :, None].expand(batch, heads, rows.shape[1], head_size)
+        sampled = torch.gather(query, 2, index)  # (B, h, q, d)
+    logits = (sampled * head_size**-0.5) @ key.transpose(-1, -2)  # (B, h, q, L)
     if not bool(mask.all()):
         logits = logits.masked_fill(~mask[:, None, None, :], float("-inf"))
-    probs = torch.softmax(logits, dim=-1).reshape(batch, -1, key.shape[2])  # (B, h*Lq, L)
-    weights = mask[:, ::stride].to(probs.dtype).repeat(1, heads)  # padded query rows count 0
+    probs = torch.softmax(logits, dim=-1).reshape(batch, -1, length)  # (B, h*q, L)
+    weights = weights.to(probs.dtype).repeat(1, heads)  # padded query rows count 0
     return (weights[:, None, :] @ probs).reshape(batch, -1)
 
 

@@ -196,7 +196,7 @@ def spatten_forward(
         query, key, context, rows, redo = _attend(hidden, mask, lin, heads, head_size, config.quant)
         stats["redo"].append(redo)
         if plan.score_tokens:
-            importance = importance + token_importance(query, key, mask, config.score_stride)
+            importance = importance + token_importance(query, key, mask, config.score_queries)
         if plan.score_heads:
             kept = torch.arange(n_heads) if heads is None else heads
             head_score[kept] += head_magnitude(context, mask)

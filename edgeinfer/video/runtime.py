@@ -1,0 +1,162 @@
+"""Run an exported streaming model one frame at a time: ONNX Runtime and ExecuTorch.
+
+Both runners mirror :class:`~edgeinfer.video.StreamingRunner` (``step``/``reset``/
+``frames_seen``) on a file written by ``export(model, fmt, path, streaming=True)``: inputs
+``(frame, buffer_0, ...)``, outputs ``(logits, new_buffer_0, ...)``; the runner carries the
+buffers from one call to the next. ``onnxruntime`` / ``executorch`` are imported when a runner
+is built, never with this package.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .tsm import check_frames
+
+__all__ = ["ExecuTorchStreamingRunner", "OnnxStreamingRunner"]
+
+_EXECUTORCH_RUNTIME_HINT = (
+    "running an ExecuTorch file needs the 'executorch' package, which is not installed. "
+    "Install it with `pip install -c constraints.txt executorch` (it must keep the pinned "
+    "torch), or export to 'onnx' and use OnnxStreamingRunner"
+)
+
+
+def _check_threads(num_threads: object) -> int:
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be an int >= 1; got {num_threads!r}")
+    return num_threads
+
+
+def _batched(frame: object, expected: tuple[int, ...]) -> torch.Tensor:
+    # (3, H, W) or (B, 3, H, W) float -> contiguous float32 of the exported frame shape
+    if isinstance(frame, torch.Tensor) and frame.dim() == 3:
+        frame = frame.unsqueeze(0)
+    frame = check_frames(frame, "frame", "(3, H, W) or (B, 3, H, W)")
+    if tuple(frame.shape) != expected:
+        raise ValueError(
+            f"frame must have the exported shape {expected}; got {tuple(frame.shape)}. "
+            "Re-export with export(..., height=, width=, batch=)"
+        )
+    return frame.detach().to(torch.float32).contiguous()
+
+
+class OnnxStreamingRunner:
+    """Run a streaming ONNX file (from ``export(..., streaming=True)``, float or int8) one frame
+    at a time in ONNX Runtime, carrying the shift buffers between calls.
+
+    Args:
+        path: the ``.onnx`` file.
+        num_threads: ONNX Runtime intra-op threads (inter-op is 1).
+
+    Raises:
+        ImportError: ``onnxruntime`` not installed.
+        ValueError: ``num_threads < 1``, or the file is not a streaming export (no ``frame``
+            input).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, num_threads: int = 1) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = _check_threads(num_threads)
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        inputs = self.session.get_inputs()
+        if not inputs or inputs[0].name != "frame":
+            names = [item.name for item in inputs]
+            raise ValueError(
+                f"{path} is not a streaming export: inputs {names}, expected 'frame' then the "
+                "buffers. Write it with export(model, 'onnx', path, streaming=True)"
+            )
+        self.frame_shape = tuple(inputs[0].shape)
+        self._buffer_specs = [(item.name, tuple(item.shape)) for item in inputs[1:]]
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the buffers: the next frame is frame 0 of a new stream."""
+        self._buffers = [np.zeros(shape, dtype=np.float32) for _, shape in self._buffer_specs]
+        self.frames_seen = 0
+
+    def step(self, frame: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` of ``frame`` ``(3, H, W)`` or ``(B, 3, H, W)``, float32.
+
+        Raises:
+            TypeError / ValueError: not a floating tensor of the exported frame shape.
+        """
+        feeds = {"frame": _batched(frame, self.frame_shape).numpy()}
+        feeds.update(
+            (name, buffer) for (name, _), buffer in zip(self._buffer_specs, self._buffers,
+                                                        strict=True)
+        )
+        logits, *self._buffers = self.session.run(None, feeds)
+        self.frames_seen += 1
+        return torch.from_numpy(logits)
+
+
+class ExecuTorchStreamingRunner:
+    """Run a streaming ExecuTorch file (``export(model, "executorch", path)``, XNNPACK-lowered)
+    one frame at a time in the ExecuTorch runtime, carrying the shift buffers between calls.
+
+    ExecuTorch's Python runtime has one XNNPACK thread pool per process and no per-program
+    setting, so ``num_threads`` sets that pool (before each step, only when it differs): the
+    last runner used decides for every ExecuTorch program in the process.
+
+    Args:
+        path: the ``.pte`` file.
+        num_threads: XNNPACK threads.
+
+    Raises:
+        ImportError: ``executorch`` not installed (with the install command).
+        ValueError: ``num_threads < 1``, or the file is not a streaming export (its method
+            does not map ``(frame, *buffers)`` to ``(logits, *new_buffers)``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, num_threads: int = 1) -> None:
+        try:
+            from executorch.extension.pybindings import portable_lib
+            from executorch.runtime import Runtime
+        except ImportError as error:
+            raise ImportError(_EXECUTORCH_RUNTIME_HINT) from error
+        self.num_threads = _check_threads(num_threads)
+        self._pool = portable_lib
+        program = Runtime.get().load_program(Path(path))
+        meta = program.metadata("forward")
+        shapes = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
+        if len(shapes) < 2 or meta.num_outputs() != len(shapes) or len(shapes[0]) != 4:
+            raise ValueError(
+                f"{path} is not a streaming export: its forward takes {len(shapes)} inputs "
+                f"{shapes} and returns {meta.num_outputs()}; expected (frame, *buffers) -> "
+                "(logits, *new_buffers). Write it with export(model, 'executorch', path, "
+                "streaming=True) from a model with shift='causal'"
+            )
+        self._program = program  # the method runs out of the program's memory: keep it
+        self._method = program.load_method("forward")
+        self.frame_shape, self._buffer_shapes = shapes[0], shapes[1:]
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the buffers: the next frame is frame 0 of a new stream."""
+        self._buffers = [torch.zeros(shape) for shape in self._buffer_shapes]
+        self.frames_seen = 0
+
+    def step(self, frame: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` of ``frame`` ``(3, H, W)`` or ``(B, 3, H, W)``, float32.
+
+        Raises:
+            TypeError / ValueError: not a floating tensor of the exported frame shape.
+        """
+        batched = _batched(frame, self.frame_shape)
+        if self._pool._threadpool_get_thread_count() != self.num_threads:
+            self._pool._unsafe_reset_threadpool(self.num_threads)
+        outputs = self._method.execute([batched, *self._buffers])
+        # copies: the runtime may reuse its output memory on the next call
+        logits, *self._buffers = (output.clone() for output in outputs)
+        self.frames_seen += 1
+        return logits
