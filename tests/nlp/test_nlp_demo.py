@@ -45,4 +45,4 @@ def test_kv_benchmark_builds_its_cases_without_loading_a_model():
         (2048, 256),
         (2048, 512),
     ]
-    assert kv.build_cases(quick=True) == []
+    assert [c.name for c in kv.build_cases(quick=True)] == [cases[0].name]
