@@ -6,10 +6,15 @@ Cases (baseline vs candidate, same process, same input):
   held-out motion clips; quality = both accuracies and whether their MACs are equal. A speed-up
   of ~1.0 is the point: the shift adds accuracy, not latency.
 - ``stream-shift``: one streaming step at 224x224 of MobileNetV2 (width 1.0) without shift
-  (TSN) vs with the causal shift buffers (TSM), same seeded weights; quality = the logit
-  change relative to the logits (the shift changes what the model computes; not an error).
-- ``onnx-stream``: the eager torch streaming step vs ONNX Runtime on the exported graph;
-  quality = max abs logit difference over a few frames.
+  (TSN) vs with the causal shift buffers (TSM, swapped into the block inputs in place), same
+  seeded weights; quality = the logit change relative to the logits (the shift changes what
+  the model computes; not an error).
+- ``onnx-stream-224`` / ``onnx-int8-stream-224`` / ``executorch-stream-224``: that TSM step,
+  eager torch vs the streaming export in ONNX Runtime float32 / ONNX Runtime int8 (static QDQ,
+  calibrated on 16 frames of another stream) / ExecuTorch with XNNPACK; quality = logit error
+  over a short stream (int8: error norm relative to the logits' norm, top-1 agreement; the
+  seeded logits are near ties). ``onnx-int8-motion-32``: the shipped motion TSM at 32x32,
+  eager vs ONNX Runtime int8; quality = held-out clip accuracy of eager, ORT float32 and int8.
 - ``gate``: static-camera streams (``generate_static_stream``, 120x160, seeds 0..n-1, objects
   arriving at ``rate`` per frame) through the shipped TSM at its training input size, every
   frame vs :class:`~edgeinfer.video.GatedRunner` (default gate: settles for the model's 8
@@ -39,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..bench import Benchmark, Case, PlotSpec
+from .bench_export import export_cases
 
 __all__ = ["BENCHMARKS", "blob_change", "make_cases"]
 
@@ -137,37 +143,6 @@ def _setup_shift() -> dict[str, Any]:
     state = _stream_state(tsm)
     state.update(tsn=tsn, tsn_buffers=())
     return state
-
-
-def _setup_onnx() -> dict[str, Any]:
-    import tempfile
-    from pathlib import Path
-
-    import torch
-
-    from .export import OnnxStreamingRunner, export
-
-    model = _mobilenet("causal")
-    folder = Path(tempfile.mkdtemp(prefix="edgeinfer-video-bench-"))
-    path = export(model, "onnx", folder / "tsm_stream.onnx", height=_SIDE, width=_SIDE)
-    state = _stream_state(model)
-    state["ort"] = OnnxStreamingRunner(path, num_threads=torch.get_num_threads())
-    return state
-
-
-def _quality_onnx(_, __, state) -> dict[str, float]:
-    import torch
-
-    from .stream import StreamingRunner
-
-    eager, ort = StreamingRunner(state["model"]), state["ort"]
-    ort.reset()
-    worst = 0.0
-    for seed in range(4):  # a short stream: the buffers must carry over identically
-        frame = _frame(seed)
-        worst = max(worst, float((eager.step(frame) - ort.step(frame)).abs().max()))
-    ort.reset()
-    return {"max abs diff": worst, "finite": float(torch.isfinite(torch.tensor(worst)))}
 
 
 # frame gate ---------------------------------------------------------------------------------
@@ -307,9 +282,6 @@ def make_cases() -> list[Case]:
              lambda s: s["tsm"](s["clip"]), _quality_offline, quick=True),
         Case("stream-shift-224", _setup_shift, _step("tsn", "tsn_buffers"),
              _step("model", "buffers"), _shift_effect, quick=True),
-        Case("onnx-stream-224", _setup_onnx, _step("model", "buffers"),
-             lambda s: s["ort"].step(s["frame"]), _quality_onnx, quick=False,
-             count_macs=False, requires=("onnx", "onnxruntime")),
         Case("gate-static-stream", lambda: _setup_gate(4, 600, 0.005), _every_frame, _gated,
              _quality_gate, quick=True, count_macs=False),
         Case("gate-static-stream-long", lambda: _setup_gate(8, 600, 0.005), _every_frame,
@@ -340,7 +312,7 @@ def make_cases() -> list[Case]:
             params={"changed %": fraction * 100, "early stages only": 0.0},
             quick=fraction == 0.10, count_macs=False,
         ))
-    return cases
+    return cases + export_cases()
 
 
 BENCHMARKS = (

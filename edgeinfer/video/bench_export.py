@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import functools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,23 +28,10 @@ def _folder() -> Path:
     return Path(tempfile.mkdtemp(prefix="edgeinfer-video-bench-"))
 
 
-@functools.lru_cache(maxsize=1)
-def _mobilenet():
-    import torch
+def _frame(seed: int = 0):
+    from .bench import _frame as frame  # shared with the other video cases (lazy: no cycle)
 
-    from .registry import create_model
-
-    torch.manual_seed(0)
-    return create_model("tsm_mobilenetv2", num_classes=9, shift="causal").eval()
-
-
-def _frame(seed: int = 0, side: int = _SIDE):
-    import torch
-
-    from ..datasets.static_stream import generate_static_stream
-
-    frames, _ = generate_static_stream(seed, frames=1, size=(side, side))
-    return torch.from_numpy(frames[0]).permute(2, 0, 1)[None].float().div(255.0)
+    return frame(seed, _SIDE)
 
 
 def _eager_step(state: dict[str, Any]):
@@ -60,10 +46,11 @@ def _runtime_step(state: dict[str, Any]):
 def _setup_224(kind: str) -> dict[str, Any]:
     import torch
 
+    from .bench import _mobilenet
     from .export import export
     from .runtime import ExecuTorchStreamingRunner, OnnxStreamingRunner
 
-    model, folder = _mobilenet(), _folder()
+    model, folder = _mobilenet("causal"), _folder()
     threads = torch.get_num_threads()
     if kind == "executorch":
         path = export(model, "executorch", folder / "tsm.pte", height=_SIDE, width=_SIDE)

@@ -45,12 +45,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from .delta_box import change_box, out_box, update_box
-from .delta_conv import DELTA_METHODS, FoldedConv, Grid, activate, fold_conv_bn, update_layer
-from .mobilenetv2 import MobileNetV2Backbone
-from .resnet import ResNetBackbone
+from .delta_conv import DELTA_METHODS, Grid, activate, update_layer
+from .delta_prefix import DeltaPrefix, delta_prefix, max_delta_stages
 from .shift import shift_step
 from .tsm import TSMNet, check_frames
 
@@ -74,8 +72,9 @@ class DeltaConfig:
             patches, one GEMM per layer) or ``"kernel_map"`` (``common_sparse.sparse_conv``,
             one GEMM per kernel offset).
         dense_above: when a frame's change reaches more than this fraction of a layer's output
-            sites, that layer and the rest of the prefix run densely on that frame (exact
-            either way; a speed knob: a changed site costs a few times a dense one).
+            sites (its boxes' sites with ``"box"``), that layer and the rest of the prefix run
+            densely on that frame (exact either way; a speed knob: a reached site costs a few
+            times a dense one with the row methods, somewhat more than one with ``"box"``).
 
     Raises:
         TypeError / ValueError: a field of the wrong type or out of range.
@@ -135,75 +134,6 @@ class DeltaStats:
     def active_fraction(self) -> tuple[float, ...]:
         """``active_sites / total_sites`` per layer."""
         return tuple(a / t for a, t in zip(self.active_sites, self.total_sites, strict=True))
-
-
-@dataclass(frozen=True, eq=False)
-class DeltaPrefix:
-    """The sparse part of a backbone: ``layers`` (named ``names``), then ``tail`` (dense, e.g.
-    ResNet's max-pool) and the blocks from ``first_block`` on, run densely."""
-
-    layers: tuple[FoldedConv, ...]
-    names: tuple[str, ...]
-    tail: nn.Module
-    first_block: int
-
-
-def _conv_bn_act(seq: nn.Module, name: str) -> FoldedConv:
-    if not isinstance(seq, nn.Sequential) or not isinstance(seq[0], nn.Conv2d) \
-            or not isinstance(seq[1], nn.BatchNorm2d):
-        raise ValueError(f"{name} is not a (conv, batch norm[, activation]) sequence: {seq}")
-    act = "none"
-    if len(seq) > 2:
-        act = "relu6" if isinstance(seq[2], nn.ReLU6) else "relu"
-    return fold_conv_bn(seq[0], seq[1], act)
-
-
-def max_delta_stages(backbone: nn.Module) -> int:
-    """How many leading stages can run on changes: the stem, then (MobileNetV2) each leading
-    block with neither an identity path nor a temporal shift (a shift mixes in the previous
-    frame's features, so its input changes everywhere).
-
-    Raises:
-        TypeError: a backbone other than MobileNetV2 / ResNet.
-    """
-    if isinstance(backbone, ResNetBackbone):
-        return 1
-    if not isinstance(backbone, MobileNetV2Backbone):
-        raise TypeError(
-            f"backbone must be a MobileNetV2Backbone or ResNetBackbone; got {type(backbone)}"
-        )
-    stages = 1
-    for block in backbone.blocks:
-        if block.has_identity or block.shift_site:
-            break
-        stages += 1
-    return stages
-
-
-def delta_prefix(backbone: nn.Module, stages: int | None = None) -> DeltaPrefix:
-    """Fold the first ``stages`` stages of an eval-mode ``backbone`` for :func:`update_layer`.
-
-    Raises:
-        TypeError: unsupported backbone.
-        ValueError: ``stages`` above :func:`max_delta_stages` (the limit and why is said).
-    """
-    limit = max_delta_stages(backbone)
-    stages = limit if stages is None else stages
-    if not 1 <= stages <= limit:
-        raise ValueError(
-            f"stages must be in [1, {limit}] for this backbone; got {stages}. Stage "
-            f"{limit + 1} is a block with an identity path or a temporal shift (or ResNet's "
-            "first block after the max-pool), which this runner computes densely"
-        )
-    if isinstance(backbone, ResNetBackbone):
-        stem = _conv_bn_act(backbone.stem[:3], "stem")
-        return DeltaPrefix((stem,), ("stem",), backbone.stem[3:], 0)
-    layers, names = [_conv_bn_act(backbone.stem, "stem")], ["stem"]
-    for index in range(stages - 1):
-        for part, seq in enumerate(backbone.blocks[index].branch):
-            layers.append(_conv_bn_act(seq, f"blocks.{index}.branch.{part}"))
-            names.append(f"blocks.{index}.{part}")
-    return DeltaPrefix(tuple(layers), tuple(names), nn.Identity(), stages - 1)
 
 
 class DeltaRunner:
@@ -331,14 +261,13 @@ class DeltaRunner:
 
     def _sparse_prefix(self, frame: torch.Tensor) -> torch.Tensor:
         assert self._reference is not None
-        diff = frame - self._reference  # (B, 3, H, W)
-        mask = diff.abs().amax(dim=1) > self.config.threshold  # (B, H, W): pixels to apply
-        self._reference = torch.where(mask.unsqueeze(1), frame, self._reference)
+        # (B, H, W): the pixels to apply (to the reference and through the layers)
+        mask = (frame - self._reference).abs().amax(dim=1) > self.config.threshold
         changed = float(mask.sum()) / mask.numel()
         if self.config.method == "box":
-            active = self._update_boxes(diff, mask)
+            active = self._update_boxes(frame, mask)
         else:
-            active = self._update_rows(diff, mask)
+            active = self._update_rows(frame, mask)
         layers = self.prefix.layers
         totals = tuple(grid.sites for grid in self._grids[1:])
         dense_layers = len(layers) - len(active)
@@ -350,12 +279,15 @@ class DeltaRunner:
         )
         return self._activation(len(layers) - 1)  # channels_last: no transposing copy
 
-    def _update_rows(self, diff: torch.Tensor, mask: torch.Tensor) -> list[int]:
+    def _update_rows(self, frame: torch.Tensor, mask: torch.Tensor) -> list[int]:
         # im2col / kernel_map: the change as rows of changed sites; returns active sites per
         # layer updated (fewer than the layers when one went over dense_above)
+        assert self._reference is not None
         rows = torch.nonzero(mask.reshape(-1)).reshape(-1)
+        diff = frame - self._reference
         planes = diff.transpose(0, 1).reshape(diff.shape[1], -1)  # (3, B*H*W), a view at B=1
         delta = planes.index_select(1, rows).t().contiguous()  # (P, 3)
+        self._reference = torch.where(mask.unsqueeze(1), frame, self._reference)
         active: list[int] = []
         for index, layer in enumerate(self.prefix.layers):
             if rows.numel():
@@ -369,16 +301,21 @@ class DeltaRunner:
             active.append(int(rows.numel()))
         return active
 
-    def _update_boxes(self, diff: torch.Tensor, mask: torch.Tensor) -> list[int]:
-        # box: per image, the change as a dense crop over its bounding box (delta_box)
+    def _update_boxes(self, frame: torch.Tensor, mask: torch.Tensor) -> list[int]:
+        # box: per image, the change as a dense crop over its bounding box (delta_box); the
+        # reference changes inside the boxes only
         boxes = [change_box(image_mask) for image_mask in mask]
-        deltas = [
-            None if box is None else (
-                diff[b : b + 1, :, box.top : box.bottom, box.left : box.right]
-                * mask[b : b + 1, None, box.top : box.bottom, box.left : box.right]
-            )
-            for b, box in enumerate(boxes)
-        ]
+        deltas: list[torch.Tensor | None] = []
+        for b, box in enumerate(boxes):
+            if box is None:
+                deltas.append(None)
+                continue
+            window = (slice(b, b + 1), slice(None), slice(box.top, box.bottom),
+                      slice(box.left, box.right))
+            new, reference = frame[window], self._reference[window]  # (1, 3, h, w) views
+            applied = mask[window[0], None, window[2], window[3]]
+            deltas.append((new - reference) * applied)
+            reference.copy_(torch.where(applied, new, reference))
         active: list[int] = []
         for index, layer in enumerate(self.prefix.layers):
             grid = self._grids[index + 1]

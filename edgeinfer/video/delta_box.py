@@ -59,10 +59,11 @@ class Box:
 
 def change_box(mask: torch.Tensor) -> Box | None:
     """The bounding box of the True pixels of ``mask (H, W)``, or None when there are none."""
-    rows = torch.nonzero(mask.any(dim=1)).reshape(-1)
+    flags = mask.view(torch.uint8)  # max over uint8 is several times faster than any()
+    rows = torch.nonzero(flags.amax(dim=1)).reshape(-1)
     if rows.numel() == 0:
         return None
-    cols = torch.nonzero(mask.any(dim=0)).reshape(-1)
+    cols = torch.nonzero(flags.amax(dim=0)).reshape(-1)
     return Box(int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
 
 
@@ -91,12 +92,21 @@ def conv_box(layer: FoldedConv, delta: torch.Tensor, box: Box, out: Box) -> torc
         ``(N, C_out, out.height, out.width)``.
     """
     stride, pad = layer.stride, layer.kernel // 2
+    batch, channels, height, width = delta.shape
+    if layer.kernel == 1 and stride == 1 and not layer.depthwise:  # a GEMM over the pixels
+        rows = delta.permute(0, 2, 3, 1).reshape(-1, channels)  # a view when channels_last
+        change = rows @ layer.col_weight  # (N*h*w, C_out)
+        return change.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
     # the inputs the outputs' windows cover, relative to the box (>= 0 by the choice of out)
     top, left = box.top - (out.top * stride - pad), box.left - (out.left * stride - pad)
     bottom = (out.bottom - 1) * stride + pad + 1 - box.bottom
     right = (out.right - 1) * stride + pad + 1 - box.right
     assert min(top, left, bottom, right) >= 0, (box, out)
-    padded = functional.pad(delta, (left, right, top, bottom))
+    padded = torch.empty(  # channels_last: the fast conv kernels
+        (batch, channels, top + height + bottom, left + width + right), dtype=delta.dtype,
+        device=delta.device, memory_format=torch.channels_last,
+    ).zero_()
+    padded[:, :, top : top + height, left : left + width] = delta
     return functional.conv2d(padded, layer.weight, None, stride, 0, 1, layer.groups)
 
 

@@ -93,8 +93,8 @@ def stream_step(
         in_place: False: :func:`shift_step` (slicing + ``cat``: traces and exports as plain
             nodes, differentiable). True: :func:`_swap_shift`, the same numbers for three
             ``fold``-channel copies per site instead of a new full-size tensor; it writes into
-            the backbone's intermediate activations, so only for eager inference (no autograd,
-            no tracing; the shapes must already be checked).
+            the backbone's intermediate activations (and restores them), so only for eager
+            inference (no autograd, no tracing; the shapes must already be checked).
 
     Returns:
         ``(logits (N, num_classes), new_buffers)`` with ``new_buffers`` shaped like ``buffers``.
@@ -118,7 +118,8 @@ def stream_step(
 def _swap_shift(
     block: nn.Module, x: torch.Tensor, buffer: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    # x (N, C, h, w), a fresh activation nothing else holds; buffer (N, fold, h, w)
+    # x (N, C, h, w), an activation nothing reads while this block runs (it is restored
+    # bit for bit before returning); buffer (N, fold, h, w)
     fold = buffer.shape[1]
     head = x[:, :fold]
     cached = head.clone()  # frame t's channels: the next buffer

@@ -105,8 +105,10 @@ class ExecuTorchStreamingRunner:
     one frame at a time in the ExecuTorch runtime, carrying the shift buffers between calls.
 
     ExecuTorch's Python runtime has one XNNPACK thread pool per process and no per-program
-    setting, so ``num_threads`` sets that pool (before each step, only when it differs): the
-    last runner used decides for every ExecuTorch program in the process.
+    setting, and the pool cannot be swapped under a loaded XNNPACK program (the process then
+    crashes), so ``num_threads`` resizes it only when the runner is built, before its program
+    loads, and only if it differs: build every ExecuTorch runner of a process with the same
+    ``num_threads``, before running any.
 
     Args:
         path: the ``.pte`` file.
@@ -125,7 +127,8 @@ class ExecuTorchStreamingRunner:
         except ImportError as error:
             raise ImportError(_EXECUTORCH_RUNTIME_HINT) from error
         self.num_threads = _check_threads(num_threads)
-        self._pool = portable_lib
+        if portable_lib._threadpool_get_thread_count() != self.num_threads:
+            portable_lib._unsafe_reset_threadpool(self.num_threads)
         program = Runtime.get().load_program(Path(path))
         meta = program.metadata("forward")
         shapes = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
@@ -153,8 +156,6 @@ class ExecuTorchStreamingRunner:
             TypeError / ValueError: not a floating tensor of the exported frame shape.
         """
         batched = _batched(frame, self.frame_shape)
-        if self._pool._threadpool_get_thread_count() != self.num_threads:
-            self._pool._unsafe_reset_threadpool(self.num_threads)
         outputs = self._method.execute([batched, *self._buffers])
         # copies: the runtime may reuse its output memory on the next call
         logits, *self._buffers = (output.clone() for output in outputs)

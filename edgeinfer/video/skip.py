@@ -19,8 +19,8 @@ Why settle: a streaming TSM is not memoryless. Its output at frame ``t`` depends
 ``t - D .. t``, ``D`` = its number of shift sites (each shifted block reads the previous
 frame's features of the block before it), so after the picture stops changing the every-frame
 output keeps moving for ``D`` more frames (at stream start the zero buffers play the part of
-a black past). Reusing the output of the change frame itself would freeze a transient the
-every-frame model has already left. After ``D`` quiet processed frames the shift buffers hold
+a black past). Reusing the output of the change frame itself would freeze a transient that
+the every-frame model moves on from. After ``D`` quiet processed frames the shift buffers hold
 the still scene's features everywhere and further quiet frames give the same output up to
 sensor noise, which is when skipping is safe. A ``max_skip`` refresh is not a change: it does
 not restart settling.
@@ -277,12 +277,14 @@ class GatedRunner:
     only, so the temporal shift mixes the current frame's features with those of the last
     *processed* frame: the effective temporal stride is the gap between processed frames,
     1 to ``max_skip + 1`` frames. It is 1 while the picture changes and while the network
-    settles (``D`` = the model's number of shift sites quiet frames after each change, the
-    gate's ``settle``), and longer only across skipped runs of quiet frames, whose shift
-    buffers then already hold the still scene, so a longer stride feeds the same features
-    (up to sensor noise) as stride 1 would: the reused output is what processing every frame
-    gives. With ``threshold=0`` or ``max_skip=0`` every frame is processed and the logits equal
-    the plain runner's exactly.
+    settles (the gate's ``settle`` quiet frames after each change, by default the model's
+    number of shift sites), and longer only across skipped runs of quiet frames, whose shift
+    buffers then already hold the still scene, so a longer stride feeds the same features (up
+    to sensor noise) as stride 1 would: the reused output is what processing every frame
+    gives. Settling runs read their frames: the last moves of an object that stops can be
+    below the gate's threshold yet visible to the network, and a settled state built on the
+    changed frame alone would miss them. With ``threshold=0`` or ``max_skip=0`` every frame is
+    processed and the logits equal the plain runner's exactly.
 
     Near ties: on a still scene the every-frame logits jitter with the sensor noise, and when
     the top two classes are closer than that jitter the every-frame prediction flips from
@@ -294,8 +296,9 @@ class GatedRunner:
 
     Args:
         runner: the streaming runner of a causal (or TSN) model.
-        gate: the change gate; ``FrameGate()`` when omitted. A gate whose ``config.settle``
-            is None gets ``temporal_depth`` = the model's number of shift sites (0 for TSN).
+        gate: the change gate; ``FrameGate()`` when omitted. Its ``temporal_depth`` is set to
+            the model's number of shift sites (0 for TSN), the ``settle`` it uses unless its
+            config fixes one.
         preprocess: uint8 ``(H, W, 3)`` frame -> float ``(1, 3, H, W)`` model input; default
             :func:`frame_to_tensor`. Only called on processed frames.
         min_margin: reuse an output only when its top-two logit gap reaches this (>= 0; 0:

@@ -21,7 +21,10 @@ def test_video_benchmark_is_discovered_with_a_small_quick_subset():
     assert {"onnx", "onnxruntime"} <= set(next(c for c in cases if "onnx" in c.name).requires)
 
 
-@pytest.mark.parametrize("name", ["tsn-vs-tsm-small", "gate-static-stream"])
+@pytest.mark.parametrize(
+    "name",
+    ["tsn-vs-tsm-small", pytest.param("gate-static-stream", marks=pytest.mark.slow)],  # ~20 s
+)
 def test_quick_cases_build_and_report_quality(name):
     case = next(c for c in _benchmark().build_cases(quick=True) if c.name == name)
     with torch.no_grad():

@@ -106,6 +106,7 @@ def _executorch():
     )
 
 
+@pytest.mark.slow  # lowering to XNNPACK takes ~30 s per model here
 def test_streaming_executorch_equals_torch_per_frame(tmp_path):
     _executorch()
     model, clip = _model("tsm_resnet18", width=0.25)
@@ -125,6 +126,7 @@ def test_streaming_executorch_equals_torch_per_frame(tmp_path):
         runner.step(torch.rand(1, 3, SIZE + 1, SIZE))
 
 
+@pytest.mark.slow  # lowering to XNNPACK takes ~30 s per model here
 def test_offline_executorch_equals_torch_and_is_not_a_stream(tmp_path):
     _executorch()
     from executorch.runtime import Runtime
