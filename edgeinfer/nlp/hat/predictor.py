@@ -65,7 +65,9 @@ def _fit_mlp(x, y, valid_x, valid_y, *, steps: int, lr: float, batch: int, seed:
     saved = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train_mlp(x, y, valid_x, valid_y, steps=steps, lr=lr, batch=batch, seed=seed)
+        with torch.enable_grad():  # also when called under no_grad (benchmark setup)
+            return _train_mlp(x, y, valid_x, valid_y, steps=steps, lr=lr, batch=batch,
+                              seed=seed)  # fmt: skip
     finally:
         torch.set_num_threads(saved)
 

@@ -31,6 +31,7 @@ __all__ = [
     "evolve",
     "search",
     "uniform_baseline",
+    "uniform_candidates",
 ]
 
 logger = logging.getLogger(__name__)
@@ -204,18 +205,21 @@ def search(
                         tuple(history), evaluated)  # fmt: skip
 
 
-def uniform_baseline(space: SearchSpace, predictor, budget_ms: float) -> SubConfig:
-    """The uniformly scaled sub-network for a budget: every width scaled by one ratio (the
-    nearest choices, the same in every layer), all layers kept; the one with the largest
-    predicted latency within ``budget_ms``. If no full-depth one fits, depth is cut too; if
-    nothing fits, the smallest uniform one is returned."""
+def uniform_candidates(space: SearchSpace) -> list[SubConfig]:
+    """Every uniformly scaled sub-network: one width ratio for embedding, FFN and heads (the
+    nearest choices, the same in every layer), at every layer count."""
     ratios = np.linspace(0.05, 1.0, 96)
-    full = list(dict.fromkeys(space.uniform(r) for r in ratios))
-    shallow = list(dict.fromkeys(space.uniform(r, layers=n) for r in ratios
-                                 for n in space.layer_counts))  # fmt: skip
-    for candidates in (full, shallow):
-        predicted = predictor.predict_many(candidates)
-        fitting = [(p, c) for p, c in zip(predicted, candidates, strict=True) if p <= budget_ms]
-        if fitting:
-            return max(fitting, key=lambda item: item[0])[1]
-    return min(shallow, key=lambda c: predictor.predict(c))
+    return list(dict.fromkeys(space.uniform(r, layers=n) for n in space.layer_counts
+                              for r in ratios))  # fmt: skip
+
+
+def uniform_baseline(space: SearchSpace, predictor, budget_ms: float) -> SubConfig:
+    """The uniformly scaled sub-network (``uniform_candidates``) with the largest predicted
+    latency within ``budget_ms`` (the fastest one if none fits): the conventional way to
+    shrink a model to a budget, and HAT's baseline."""
+    candidates = uniform_candidates(space)
+    predicted = predictor.predict_many(candidates)
+    fitting = [(p, c) for p, c in zip(predicted, candidates, strict=True) if p <= budget_ms]
+    if not fitting:
+        return candidates[int(np.argmin(predicted))]
+    return max(fitting, key=lambda item: item[0])[1]

@@ -186,8 +186,9 @@ def _train_step(supernet, optimizer, batch, targets, step: int, config: TrainCon
     subnets = _sandwich(supernet.space, rng, config.random_subnets)
     total = 0.0
     for sub in subnets:
-        loss = _subnet_loss(supernet, sub, batch, targets, config.feature_weight)
-        loss.backward()
+        with torch.enable_grad():
+            loss = _subnet_loss(supernet, sub, batch, targets, config.feature_weight)
+            loss.backward()
         total += float(loss.detach()) / len(subnets)
     torch.nn.utils.clip_grad_norm_(supernet.model.parameters(), 1.0)
     optimizer.step()

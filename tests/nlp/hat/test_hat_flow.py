@@ -16,6 +16,7 @@ from edgeinfer.nlp.hat import (
     config_features,
     prepare_flow,
     uniform_baseline,
+    uniform_candidates,
 )
 from tests.nlp.hat.conftest import (
     WordTokenizer,
@@ -46,14 +47,17 @@ def _linear_predictor():
 def test_uniform_baseline_is_the_largest_uniform_model_within_the_budget():
     predictor = _linear_predictor()
     full = predictor.predict(SPACE.largest())
+    candidates = uniform_candidates(SPACE)
+    assert SPACE.largest() in candidates and SPACE.smallest() in candidates
+    assert all(len(set(c.ffn_dims)) == len(set(c.heads)) == 1 for c in candidates)
+    predicted = predictor.predict_many(candidates)
     for fraction in (0.25, 0.5, 0.75):
         budget = fraction * full
         config = uniform_baseline(SPACE, predictor, budget)
-        assert config.layers == 6 and len(set(config.ffn_dims)) == len(set(config.heads)) == 1
-        assert predictor.predict(config) <= budget
-        wider = [SPACE.uniform(r) for r in np.linspace(0.05, 1, 96)]
-        larger = [c for c in wider if predictor.predict(c) > predictor.predict(config)]
-        assert all(predictor.predict(c) > budget for c in larger)
+        chosen = predictor.predict(config)
+        assert chosen <= budget and config in candidates
+        assert not any(chosen < p <= budget for p in predicted)  # nothing closer fits
+    assert uniform_baseline(SPACE, predictor, 1e-3) == SPACE.smallest()
 
 
 def test_tiny_flow_searches_and_compares_within_the_budget(one_thread):

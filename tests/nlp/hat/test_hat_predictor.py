@@ -108,3 +108,11 @@ def test_plot_writes_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="at least one fitted"):
         plot_predictions([], data, tmp_path / "x.png")
+
+
+def test_fitting_works_under_no_grad_as_in_a_benchmark_setup():
+    import torch
+
+    with torch.no_grad():
+        predictor = LatencyPredictor.fit(_dataset(count=40), kind="mlp", steps=20)
+    assert np.isfinite(predictor.metrics["mape"])
