@@ -11,6 +11,13 @@ sub-networks on 32 training sentences against the original model (see
 continues from it (``--fresh`` starts over). Before and after training the similarity quality
 (Spearman of pairwise cosines against the original model) of a few sub-networks is printed,
 measured on held-out ``valid`` sentences.
+
+Measured here (1 thread, shared 2-core host, ~4-9 s per step), quality on 64 valid sentences
+for largest / uniform 2/3 / uniform 1/2 / E256 L3 / smallest, before 1.000 / 0.644 / 0.420 /
+0.325 / 0.197:
+    --steps 60 --lr 2e-5   0.981 / 0.657 / 0.452 / 0.355 / 0.193   (277 s; the default lr)
+    --steps 80 --lr 1e-4   0.882 / 0.588 / 0.450 / 0.382 / 0.173   (599 s; too high)
+The full default run (600 steps, time limit 55 min) has not been measured yet.
 """
 
 from __future__ import annotations
