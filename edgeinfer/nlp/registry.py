@@ -43,6 +43,14 @@ def list_encoders() -> list[str]:
     return sorted(n for n, (pkg, _) in OFFLINE_ENCODERS.items() if _package_dir(pkg))
 
 
+def _check_name_or_path(name_or_path: object) -> None:
+    if not isinstance(name_or_path, (str, Path)):
+        raise TypeError(
+            f"name_or_path must be a model name or a directory path; "
+            f"got {type(name_or_path).__name__}"
+        )
+
+
 def resolve_encoder_path(name_or_path: str | Path) -> Path:
     """The local model directory of a known name or an existing directory.
 
@@ -51,11 +59,7 @@ def resolve_encoder_path(name_or_path: str | Path) -> Path:
         FileNotFoundError: unknown name and no such directory (lists the offline names), or
             a known name whose package is not installed (says what to install).
     """
-    if not isinstance(name_or_path, (str, Path)):
-        raise TypeError(
-            f"name_or_path must be a model name or a directory path; "
-            f"got {type(name_or_path).__name__}"
-        )
+    _check_name_or_path(name_or_path)
     name = _ALIASES.get(str(name_or_path), str(name_or_path))
     if name in OFFLINE_ENCODERS:
         package, folder = OFFLINE_ENCODERS[name]
@@ -94,11 +98,7 @@ def resolve_causal_lm(name_or_path: str | Path) -> tuple[Path, str | None]:
         FileNotFoundError: unknown name and no such directory (lists the offline names), or
             a known name whose package is not installed (says what to install).
     """
-    if not isinstance(name_or_path, (str, Path)):
-        raise TypeError(
-            f"name_or_path must be a model name or a directory path; "
-            f"got {type(name_or_path).__name__}"
-        )
+    _check_name_or_path(name_or_path)
     name = str(name_or_path)
     if name in OFFLINE_CAUSAL_LMS:
         package, file = OFFLINE_CAUSAL_LMS[name]
