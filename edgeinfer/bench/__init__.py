@@ -9,7 +9,7 @@ from .case import Benchmark, Case, PlotSpec
 from .discover import DiscoveredBenchmark, discover_benchmarks
 from .environment import collect_environment
 from .macs import count_macs
-from .memory import PeakMemory, measure_peak_rss
+from .memory import PeakMemory, measure_peak_rss, measure_peak_rss_in_child
 from .profile import DeviceProfile, available_cores, device_profile, parse_threads
 from .quality import cosine_similarity, max_abs_error, relative_error
 from .report import format_table, render_markdown, to_json, write_plot
@@ -37,6 +37,7 @@ __all__ = [
     "format_table",
     "max_abs_error",
     "measure_peak_rss",
+    "measure_peak_rss_in_child",
     "parse_threads",
     "relative_error",
     "render_markdown",

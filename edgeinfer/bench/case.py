@@ -71,7 +71,11 @@ class PlotSpec:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A named list of cases comparing ``baseline`` against edgeinfer."""
+    """A named list of cases comparing ``baseline`` against edgeinfer.
+
+    ``isolate_memory``: measure each side's peak RSS in a fresh process (after the case's
+    setup) instead of in the shared benchmark process; costs two more setups per case.
+    """
 
     name: str
     title: str
@@ -80,6 +84,7 @@ class Benchmark:
     candidate: str = "edgeinfer"
     description: str = ""
     plot: PlotSpec | None = None
+    isolate_memory: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):

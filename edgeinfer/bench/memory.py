@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PeakMemory", "measure_peak_rss"]
+__all__ = ["PeakMemory", "measure_peak_rss", "measure_peak_rss_in_child"]
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -67,3 +67,35 @@ def measure_peak_rss(fn: Callable[[Any], Any], inputs: Any) -> tuple[Any, PeakMe
         lifetime = _lifetime_peak_mb()
         return result, PeakMemory(before_mb=lifetime, peak_mb=lifetime, exact=False)
     return result, PeakMemory(before_mb=before / 1024.0, peak_mb=peak / 1024.0, exact=True)
+
+
+def measure_peak_rss_in_child(benchmark: str, case: str, side: str, threads: int,
+                              timeout_s: float = 600.0) -> PeakMemory:
+    """The RSS high-water mark of one ``side`` call of a discovered benchmark's ``case``,
+    measured in a fresh Python process (``edgeinfer.bench._memory_child``).
+
+    In a shared process the second side starts on the heap the first side grew and the
+    allocator kept, so per-call peaks are not comparable; a fresh process runs the case's
+    ``setup()`` and then only this side's call. ``before_mb`` is the RSS after setup.
+
+    Raises:
+        ValueError: ``side`` is not "baseline" or "candidate".
+        RuntimeError: the child failed (its last error lines are in the message).
+    """
+    import json
+    import subprocess
+
+    if side not in ("baseline", "candidate"):
+        raise ValueError(f"side must be 'baseline' or 'candidate'; got {side!r}")
+    command = [sys.executable, "-m", "edgeinfer.bench._memory_child", benchmark, case, side,
+               str(threads)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
+                          check=False)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(
+            f"measuring the peak memory of {benchmark}/{case} ({side}) in a fresh process "
+            f"failed with exit code {done.returncode}: {tail}"
+        )
+    return PeakMemory(**json.loads(lines[-1]))

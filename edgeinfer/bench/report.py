@@ -60,7 +60,8 @@ def _row(case: CaseResult) -> str:
     if case.error is not None:
         return f"| {case.name} | – | – | – | **failed**: {case.error} | – | – | – |"
     cpu = f"{_num(case.baseline_cpu.median)} / {_num(case.candidate_cpu.median)}"
-    mark = "" if case.peak_exact else " (lifetime)"
+    mark = (" (lifetime)" if not case.peak_exact
+            else " (own process)" if case.peak_isolated else "")
     rss = f"{_num(case.baseline_peak_mb, '.0f')} / {_num(case.candidate_peak_mb, '.0f')}{mark}"
     macs = f"{_macs(case.baseline_macs)} / {_macs(case.candidate_macs)}"
     return (

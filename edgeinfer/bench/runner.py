@@ -9,7 +9,7 @@ from typing import Any
 
 from .case import Benchmark, Case
 from .macs import count_macs
-from .memory import measure_peak_rss
+from .memory import measure_peak_rss, measure_peak_rss_in_child
 from .profile import DeviceProfile, device_profile
 from .timing import Stats, time_pair
 
@@ -56,6 +56,7 @@ class CaseResult:
     baseline_peak_mb: float | None = None
     candidate_peak_mb: float | None = None
     peak_exact: bool = True
+    peak_isolated: bool = False  # peaks measured in fresh processes (Benchmark.isolate_memory)
     baseline_macs: int | None = None
     candidate_macs: int | None = None
     quality: dict[str, float] = field(default_factory=dict)
@@ -85,11 +86,14 @@ def _missing_modules(case: Case) -> list[str]:
     return [name for name in case.requires if importlib.util.find_spec(name) is None]
 
 
-def run_case(case: Case, profile: DeviceProfile, config: RunConfig) -> CaseResult:
+def run_case(case: Case, profile: DeviceProfile, config: RunConfig, *,
+             memory_benchmark: str | None = None) -> CaseResult:
     """Set up ``case`` once, then measure both sides under ``profile``.
 
     A case whose ``requires`` are missing is skipped with the reason. An exception inside the
-    case is recorded in ``error`` (the caller decides whether that fails the run).
+    case is recorded in ``error`` (the caller decides whether that fails the run). With
+    ``memory_benchmark`` (the name of the discovered benchmark holding ``case``) each side's
+    peak RSS is measured in a fresh process.
     """
     import torch
 
@@ -119,6 +123,11 @@ def run_case(case: Case, profile: DeviceProfile, config: RunConfig) -> CaseResul
             if case.count_macs:
                 result.baseline_macs = count_macs(case.baseline, state)
                 result.candidate_macs = count_macs(case.candidate, state)
+            if memory_benchmark is not None:
+                base_mem, cand_mem = (
+                    measure_peak_rss_in_child(memory_benchmark, case.name, side, profile.threads)
+                    for side in ("baseline", "candidate")
+                )
     except Exception as exc:  # recorded and reported; the CLI exits non-zero
         result.error = f"{type(exc).__name__}: {exc}"
         return result
@@ -127,6 +136,7 @@ def run_case(case: Case, profile: DeviceProfile, config: RunConfig) -> CaseResul
     result.speedup, result.cpu_speedup = timing.speedup, timing.cpu_speedup
     result.baseline_peak_mb, result.candidate_peak_mb = base_mem.peak_mb, cand_mem.peak_mb
     result.peak_exact = base_mem.exact and cand_mem.exact
+    result.peak_isolated = memory_benchmark is not None
     return result
 
 
@@ -144,7 +154,8 @@ def run_benchmark(
     config = config or RunConfig()
     rows = []
     for case in benchmark.build_cases(quick=config.quick):
-        row = run_case(case, profile, config)
+        row = run_case(case, profile, config,
+                       memory_benchmark=benchmark.name if benchmark.isolate_memory else None)
         rows.append(row)
         if on_case is not None:
             on_case(row)

@@ -132,14 +132,44 @@ def _group_products(
     return [products[g, : counts[g]] for g in range(len(group))]
 
 
+def _check_epilogue(name: str, tensor: torch.Tensor | None, shape: tuple[int, ...],
+                    dtype: torch.dtype) -> None:
+    if tensor is None:
+        return
+    if not isinstance(tensor, torch.Tensor) or tensor.dtype != dtype:
+        got = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        raise TypeError(f"{name} must be a torch.Tensor of the features' dtype {dtype}; got {got}")
+    if tuple(tensor.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape}; got {tuple(tensor.shape)}")
+
+
+def _start(feats: torch.Tensor, weight: torch.Tensor, identity: list[int], n_out: int,
+           bias: torch.Tensor | None, initial: torch.Tensor | None) -> torch.Tensor:
+    """A new ``(n_out, C_out)`` tensor: ``initial + bias`` plus the identity offsets' products
+    (one ``addmm``), or ``initial + bias`` / zeros when the map has no identity offset."""
+    base = initial if bias is None else (bias if initial is None else initial + bias)
+    if identity:
+        first = weight[identity[0]]
+        out = feats @ first if base is None else torch.addmm(base, feats, first)
+        for k in identity[1:]:
+            out.add_(feats @ weight[k])
+        return out
+    if base is None:
+        return feats.new_zeros(n_out, weight.shape[2])
+    return base.expand(n_out, weight.shape[2]).clone(memory_format=torch.contiguous_format)
+
+
 def sparse_conv(
     feats: torch.Tensor,
     weight: torch.Tensor,
     kernel_map: KernelMap,
     n_out: int,
     plan: ConvPlan | None = None,
+    *,
+    bias: torch.Tensor | None = None,
+    initial: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``y = sum_k S_k @ feats @ weight[k]`` over the pairs of ``kernel_map``.
+    """``y = initial + bias + sum_k S_k @ feats @ weight[k]`` over the pairs of ``kernel_map``.
 
     Args:
         feats: ``(N_in, C_in)`` float features of the input sites.
@@ -147,19 +177,24 @@ def sparse_conv(
         kernel_map: pairs from ``build_submanifold_map`` / ``build_strided_map`` / transposed.
         n_out: number of output sites (must equal ``kernel_map.n_out``).
         plan: offset batching (``ConvPlan()`` by default); changes speed, not the math.
+        bias: optional ``(C_out,)`` added to every output row.
+        initial: optional ``(n_out, C_out)`` the convolution is added to (e.g. a residual
+            shortcut); it is not modified. ``bias`` and ``initial`` start the output, so
+            they cost no extra pass over it when the map has an identity offset.
 
-    Returns ``(n_out, C_out)``; output sites without any pair are zero. Autograd works.
+    Returns a new ``(n_out, C_out)`` tensor; output sites without any pair get
+    ``initial + bias`` (zero without them). Autograd works.
 
     Raises:
         TypeError: wrong types or mismatched dtypes.
         ValueError: shapes that do not match each other or the kernel map.
     """
     _check_inputs(feats, weight, kernel_map, n_out)
+    _check_epilogue("bias", bias, (weight.shape[2],), feats.dtype)
+    _check_epilogue("initial", initial, (n_out, weight.shape[2]), feats.dtype)
     plan = plan or ConvPlan()
     identity = [k for k in range(kernel_map.volume) if _is_identity(kernel_map, k)]
-    out = feats @ weight[identity[0]] if identity else feats.new_zeros(n_out, weight.shape[2])
-    for k in identity[1:]:
-        out.add_(feats @ weight[k])
+    out = _start(feats, weight, identity, n_out, bias, initial)
     counts = [0 if k in identity else c for k, c in enumerate(kernel_map.pair_counts())]
     groups = plan_offset_groups(counts, plan)
     needs_grad = torch.is_grad_enabled() and (feats.requires_grad or weight.requires_grad)

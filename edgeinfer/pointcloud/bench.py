@@ -349,9 +349,12 @@ BENCHMARKS = (
             "same input in the same process. 'map+conv': kernel maps built inside the timed "
             "call on both sides; 'cached map': maps built in setup. Networks in eval mode, "
             "random weights; SPVCNN's point<->voxel steps are the same torch code on both "
-            "sides (spconv has none), only its convolutions differ. Quality: max abs error "
-            "vs spconv (rows matched by coordinate)."
+            "sides (spconv has none), only its convolutions differ; edgeinfer folds each "
+            "eval-mode BatchNorm into the conv before it, the spconv copy runs them as separate "
+            "layers (spconv has no folding). Quality: max abs error vs spconv (rows matched by "
+            "coordinate). Peak RSS: one call of each side in a fresh process after the setup."
         ),
+        isolate_memory=True,
     ),
     Benchmark(
         name="pointcloud-gemm",

@@ -97,3 +97,25 @@ def test_case_and_benchmark_validate_their_fields():
         Benchmark("Not A Name", "t", "b", list)
     with pytest.raises(ValueError, match="duplicate case names"):
         Benchmark("dup", "t", "b", lambda: [slower_case("a"), faster_case("a")]).build_cases()
+
+
+def test_peak_memory_in_a_fresh_process_sees_the_dense_output():
+    from edgeinfer.bench import measure_peak_rss_in_child
+    from edgeinfer.common_sparse.bench import BENCHMARKS
+
+    case = next(c for c in BENCHMARKS[0].build_cases(quick=True) if "64^3 C16 occ 0.5%" in c.name)
+    dense = measure_peak_rss_in_child("sparse-core", case.name, "baseline", 1)
+    sparse = measure_peak_rss_in_child("sparse-core", case.name, "candidate", 1)
+    assert dense.exact and sparse.exact
+    # the dense side writes a (16, 64, 64, 64) float32 output: 16 MiB it did not have before
+    assert dense.growth_mb >= 15.0
+    assert sparse.growth_mb < dense.growth_mb
+
+
+def test_peak_memory_in_a_fresh_process_names_a_missing_case():
+    from edgeinfer.bench import measure_peak_rss_in_child
+
+    with pytest.raises(RuntimeError, match="no case 'nope'"):
+        measure_peak_rss_in_child("sparse-core", "nope", "baseline", 1)
+    with pytest.raises(ValueError, match="side"):
+        measure_peak_rss_in_child("sparse-core", "nope", "both", 1)

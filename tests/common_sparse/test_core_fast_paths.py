@@ -171,3 +171,34 @@ def test_windowed_map_build_is_identical_at_one_and_two_threads():
     for one, two in zip(*maps, strict=True):
         for a, b in zip(one.in_rows + one.out_rows, two.in_rows + two.out_rows, strict=True):
             assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("strided", [False, True], ids=["submanifold", "strided"])
+def test_bias_and_initial_start_the_output(strided):
+    coords, feats, weight = _conv_inputs(seed=5)
+    kernel_map = build_strided_map(coords, 2, 2)[0] if strided else build_submanifold_map(coords, 3)
+    weight = weight[: kernel_map.volume]
+    gen = torch.Generator().manual_seed(6)
+    bias = torch.randn(weight.shape[2], generator=gen)
+    initial = torch.randn(kernel_map.n_out, weight.shape[2], generator=gen)
+    kept = initial.clone()
+    with torch.no_grad():
+        plain = sparse_conv(feats, weight, kernel_map, kernel_map.n_out)
+        fast = sparse_conv(feats, weight, kernel_map, kernel_map.n_out, bias=bias, initial=initial)
+    slow = sparse_conv(feats, weight.clone().requires_grad_(), kernel_map, kernel_map.n_out,
+                       bias=bias, initial=initial)
+    torch.testing.assert_close(fast, plain + bias + initial, atol=1e-5, rtol=1e-5)
+    assert torch.equal(fast, slow.detach())  # same start, same order on both paths
+    assert torch.equal(initial, kept)  # the initial tensor is not written
+
+
+def test_bad_bias_or_initial_is_rejected_by_name():
+    coords, feats, weight = _conv_inputs()
+    kernel_map = build_submanifold_map(coords, 3)
+    n = kernel_map.n_out
+    with pytest.raises(ValueError, match=r"bias must have shape \(7,\)"):
+        sparse_conv(feats, weight, kernel_map, n, bias=torch.zeros(3))
+    with pytest.raises(ValueError, match="initial must have shape"):
+        sparse_conv(feats, weight, kernel_map, n, initial=torch.zeros(n + 1, 7))
+    with pytest.raises(TypeError, match="initial must be a torch\\.Tensor of the features' dtype"):
+        sparse_conv(feats, weight, kernel_map, n, initial=torch.zeros(n, 7, dtype=torch.float64))

@@ -180,3 +180,40 @@ def test_point_rows_find_each_points_voxel_at_every_stride():
     coarse = SparseTensor(torch.zeros(0, 1), torch.zeros(0, 4, dtype=torch.int32), 4)
     with pytest.raises(ValueError, match="fall in no voxel of the stride-4 tensor"):
         point_rows(coarse, points)
+
+
+def test_eval_batchnorm_folds_into_the_conv_before_it():
+    from edgeinfer.pointcloud import nn as spnn
+
+    torch.manual_seed(0)
+    conv, norm = spnn.Conv3d(IN_CHANNELS, 6, 3, bias=True), spnn.BatchNorm(6)
+    with torch.no_grad():
+        norm.running_mean.uniform_(-1, 1)
+        norm.running_var.uniform_(0.5, 2)
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-1, 1)
+    inputs = _voxels()
+    assert norm.folded(conv.kernel, conv.bias) is None  # training: batch statistics
+    norm.eval()
+    folded = norm.folded(conv.kernel, conv.bias)
+    expected = norm(conv(inputs)).feats
+    torch.testing.assert_close(conv(inputs, folded=folded).feats, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_folded_eval_forward_equals_the_layer_by_layer_forward(name, monkeypatch):
+    from edgeinfer.pointcloud.nn import BatchNorm
+
+    model, inputs = _tiny(name).eval(), _input(name, seed=5)
+    for module in model.modules():  # non-trivial statistics, so folding has work to do
+        if isinstance(module, BatchNorm):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    feats_before = inputs.feats.clone()
+    with torch.no_grad():
+        folded = _logits(model(inputs))
+        monkeypatch.setattr(BatchNorm, "folded", lambda self, kernel, bias: None)
+        layered = _logits(model(inputs))
+    torch.testing.assert_close(folded, layered, atol=1e-5, rtol=1e-4)
+    assert not torch.equal(folded, torch.zeros_like(folded))
+    assert torch.equal(inputs.feats, feats_before)  # in-place ReLU never touches the input

@@ -131,6 +131,7 @@ def conv3d(
     kernel: torch.Tensor,
     bias: torch.Tensor | None = None,
     geometry: ConvGeometry | None = None,
+    initial: torch.Tensor | None = None,
 ) -> SparseTensor:
     """Sparse convolution of ``input`` (see the module docstring for the three kinds).
 
@@ -140,6 +141,8 @@ def conv3d(
             ``kernel_offsets``).
         bias: optional ``(C_out,)``.
         geometry: kernel size, stride, dilation, transposed (default: 3, 1, 1, False).
+        initial: optional ``(M, C_out)`` features on the output sites (output row order) that
+            the result is added to, e.g. a residual shortcut; not modified.
 
     Returns a ``SparseTensor`` with ``feats (M, C_out)`` sharing ``input.cache``.
 
@@ -163,7 +166,13 @@ def conv3d(
         raise ValueError(f"bias must have shape ({kernel.shape[2]},); got {got}")
     kernel_map, out_stride = conv_kernel_map(input, geometry)
     out_coords = input.cache.coords_at(out_stride)
-    feats = sparse_conv(input.feats, kernel, kernel_map, kernel_map.n_out)
-    if bias is not None:
-        feats = feats + bias
+    if initial is not None and (not isinstance(initial, torch.Tensor)
+                                or initial.shape != (kernel_map.n_out, kernel.shape[2])):
+        got = tuple(initial.shape) if isinstance(initial, torch.Tensor) else type(initial).__name__
+        raise ValueError(
+            f"initial must have shape (M={kernel_map.n_out}, C_out={kernel.shape[2]}) on the "
+            f"output sites; got {got}"
+        )
+    feats = sparse_conv(input.feats, kernel, kernel_map, kernel_map.n_out, bias=bias,
+                        initial=initial)
     return SparseTensor.derived(feats, out_coords, out_stride, input.cache)

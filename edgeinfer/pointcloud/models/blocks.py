@@ -13,7 +13,9 @@ import torch
 from .. import nn as spnn
 from ..tensor import SparseTensor
 
-__all__ = ["ConvBlock", "DownStage", "ResidualBlock", "UpStage", "add_feats", "concat_feats"]
+__all__ = [
+    "ConvBlock", "DownStage", "ResidualBlock", "UpStage", "add_feats", "concat_feats", "conv_norm",
+]
 
 
 def add_feats(first: SparseTensor, second: SparseTensor) -> SparseTensor:
@@ -44,6 +46,42 @@ def concat_feats(first: SparseTensor, second: SparseTensor) -> SparseTensor:
     return first.replace(feats=torch.cat([first.feats, second.feats], dim=1))
 
 
+def conv_norm(conv: torch.nn.Module, norm: torch.nn.Module, input: SparseTensor, *,
+              initial: SparseTensor | None = None,
+              act: torch.nn.Module | None = None) -> SparseTensor:
+    """``act(norm(conv(input)) + initial)`` (``initial``/``act`` optional), with the norm
+    folded into the convolution where it can be.
+
+    When ``conv`` is a ``Conv3d`` and ``norm`` a ``BatchNorm`` in eval mode, the norm's scale
+    and shift go into the kernel and bias and ``initial`` starts the output, so the
+    convolution's output is the only pass over the features (plus an in-place ReLU when no
+    gradient is needed). Otherwise (training, or the spconv mirror's layers) the layers run
+    one after the other. Both give the same values up to float rounding.
+    """
+    folded = (
+        norm.folded(conv.kernel, conv.bias)
+        if isinstance(conv, spnn.Conv3d) and isinstance(norm, spnn.BatchNorm)
+        and isinstance(input, SparseTensor) else None
+    )
+    if folded is None:
+        out = norm(conv(input))
+        if initial is not None:
+            out = add_feats(out, initial)
+        return out if act is None else act(out)
+    if initial is not None and initial.feats.shape[1] != conv.config.out_channels:
+        raise ValueError(
+            f"{conv}: the features added to its output have {initial.feats.shape[1]} "
+            f"channels, expected {conv.config.out_channels}"
+        )
+    out = conv(input, folded=folded, initial=None if initial is None else initial.feats)
+    if act is None:
+        return out
+    if type(act) is spnn.ReLU and not (torch.is_grad_enabled() and out.feats.requires_grad):
+        out.feats.relu_()  # the conv's own fresh output: safe to overwrite
+        return out
+    return act(out)
+
+
 class ConvBlock(torch.nn.Module):
     """``Conv3d -> BatchNorm -> ReLU``; ``stride=2, kernel_size=2`` (optionally transposed)
     for the down/up steps of a U-Net, ``kernel_size=3, stride=1`` for a sub-manifold step."""
@@ -58,7 +96,7 @@ class ConvBlock(torch.nn.Module):
 
     def forward(self, input: SparseTensor) -> SparseTensor:
         """``feats (N, C_in)`` -> ``(M, C_out)`` (``M = N`` unless strided/transposed)."""
-        return self.act(self.norm(self.conv(input)))
+        return conv_norm(self.conv, self.norm, input, act=self.act)
 
 
 class ResidualBlock(torch.nn.Module):
@@ -83,8 +121,13 @@ class ResidualBlock(torch.nn.Module):
 
     def forward(self, input: SparseTensor) -> SparseTensor:
         """``feats (N, C_in)`` -> ``(N, C_out)`` on the same sites."""
-        main = self.norm2(self.conv2(self.act(self.norm1(self.conv1(input)))))
-        return self.act(add_feats(main, self.shortcut(input)))
+        shortcut = self.shortcut
+        if isinstance(shortcut, torch.nn.Sequential):
+            shortcut = conv_norm(shortcut[0], shortcut[1], input)
+        else:
+            shortcut = shortcut(input)
+        hidden = conv_norm(self.conv1, self.norm1, input, act=self.act)
+        return conv_norm(self.conv2, self.norm2, hidden, initial=shortcut, act=self.act)
 
 
 def _residual_stack(in_channels: int, out_channels: int, blocks: int) -> torch.nn.Sequential:

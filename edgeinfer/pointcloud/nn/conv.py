@@ -101,8 +101,20 @@ class Conv3d(torch.nn.Module):
         text += ", bias=True" if config.bias else ""
         return text + (", transposed=True" if geometry.transposed else "")
 
-    def forward(self, input: SparseTensor) -> SparseTensor:
-        """Convolve ``input`` (``feats (N, in_channels)``) -> ``feats (M, out_channels)``."""
+    def forward(
+        self,
+        input: SparseTensor,
+        *,
+        folded: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+        initial: torch.Tensor | None = None,
+    ) -> SparseTensor:
+        """Convolve ``input`` (``feats (N, in_channels)``) -> ``feats (M, out_channels)``.
+
+        ``folded`` replaces ``(kernel, bias)`` for this call (e.g. with a BatchNorm folded
+        in, see ``BatchNorm.folded``); ``initial (M, out_channels)`` is added to the result
+        (see ``functional.conv3d``). Both default to the plain layer.
+        """
+        kernel, bias = (self.kernel, self.bias) if folded is None else folded
         if not isinstance(input, SparseTensor):
             raise TypeError(f"{self}: expected a SparseTensor input; got {type(input).__name__}")
         channels = input.feats.shape[1]
@@ -111,6 +123,6 @@ class Conv3d(torch.nn.Module):
                 f"{self}: expected {self.config.in_channels} input channels, got {channels}"
             )
         try:
-            return conv3d(input, self.kernel, self.bias, self.config.geometry)
+            return conv3d(input, kernel, bias, self.config.geometry, initial)
         except (TypeError, ValueError) as error:
             raise type(error)(f"{self}: {error}") from error

@@ -15,7 +15,25 @@ class BatchNorm(torch.nn.BatchNorm1d):
 
     Same parameters, buffers and state-dict keys as ``torch.nn.BatchNorm1d(num_features)``.
     An empty input passes through unchanged and leaves the running statistics alone.
+    In eval mode the models fold it into the convolution before it (``folded``).
     """
+
+    def folded(self, kernel: torch.Tensor, bias: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(kernel', bias')`` of a convolution ``kernel (K, C_in, C)``/``bias (C,)`` followed
+        by this norm: ``conv'(x) = norm(conv(x))`` up to rounding. ``None`` when the norm
+        normalises with batch statistics (training, or no running statistics)."""
+        if self.training or not self.track_running_stats or self.running_mean is None:
+            return None
+        scale = torch.rsqrt(self.running_var + self.eps)
+        if self.weight is not None:
+            scale = scale * self.weight
+        shift = -self.running_mean * scale
+        if self.bias is not None:
+            shift = shift + self.bias
+        if bias is not None:
+            shift = shift + bias * scale
+        return kernel * scale, shift
 
     def forward(self, input: SparseTensor) -> SparseTensor:  # type: ignore[override]
         """Normalise ``input.feats``; coordinates and cache are shared with ``input``."""
