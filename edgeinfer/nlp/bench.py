@@ -18,7 +18,9 @@ precision (1 without progressive quantisation).
 baseline is one int8 encoder layer (fused QKV, SDPA attention, output, FFN) of the default
 config at ``L`` tokens, the candidate the ``token_importance`` call of that layer (``q`` query
 rows against all ``L`` keys); the scoring overhead is ``100 / speed-up`` % of the layer.
-The ``nlp-kv`` benchmark (KV-cache pruning for generation) is described in ``kv_bench.py``.
+The ``nlp-kv`` benchmark (KV-cache pruning for generation) is described in ``kv_bench.py``,
+``nlp-hat`` (HAT sub-network search) in ``hat/bench.py``; both are declared here because the
+harness discovers one ``bench`` module per engine.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import functools
 from typing import Any
 
 from ..bench import Benchmark, Case, PlotSpec
+from .hat.bench import BENCHMARKS as HAT_BENCHMARKS
 from .kv_bench import make_kv_cases
 from .spatten.config import QuantConfig, SpAttenConfig
 
@@ -293,4 +296,5 @@ BENCHMARKS = (
             "edgeinfer/nlp/kv_bench.py."
         ),
     ),
+    *HAT_BENCHMARKS,
 )

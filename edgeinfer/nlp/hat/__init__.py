@@ -5,7 +5,8 @@ per-layer FFN width and heads, layer count; weights shared by front slicing, reo
 importance); ``train_supernet`` distils it with sandwich sampling; ``collect_latency``
 measures sub-networks on this device into a resumable CSV; ``LatencyPredictor.fit`` learns
 latency from it (linear or HAT's MLP); ``search`` evolves the best sub-network under a
-latency budget; ``SuperEncoder.export_subnet`` gives it as a plain HF ``BertModel``.
+latency budget; ``SuperEncoder.export_subnet`` gives it as a plain HF ``BertModel``, and
+``load_subnet`` reloads one saved with ``save_pretrained``.
 ``transformers`` is imported only when a model is built.
 """
 
@@ -26,6 +27,7 @@ from .measure import (
 from .plot import plot_predictions
 from .predictor import KINDS, LatencyPredictor, split_indices
 from .quality import QualityEvaluator, similarity_loss, similarity_quality
+from .saved import load_subnet
 from .search import (
     EvolutionConfig,
     SearchResult,
@@ -78,6 +80,7 @@ __all__ = [
     "evolve",
     "latency_inputs",
     "load_checkpoint",
+    "load_subnet",
     "measure_config",
     "measure_importance",
     "measure_latency",

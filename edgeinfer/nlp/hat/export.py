@@ -7,7 +7,8 @@ counts and FFN widths are set on the layer modules themselves (``query``/``key``
 ``dense`` linears and ``num_attention_heads``); HF's BERT forward derives the head count of a
 layer from its ``query`` output width, so the model runs unmodified (and can go through
 ``edgeinfer.nlp.apply_spatten`` token pruning). The sub-network is recorded on the config as
-``hat_subconfig`` and ``hat_channels`` (original channel index of each hidden channel).
+``hat_subconfig``, ``hat_head_dim`` and ``hat_channels`` (original channel index of each hidden
+channel), so a ``save_pretrained`` directory can be rebuilt by ``load_subnet`` (``saved.py``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def build_bert(base_config, config: SubConfig, head_dim: int) -> nn.Module:
         num_attention_heads=config.embed_dim // head_dim,
         intermediate_size=max(config.ffn_dims),
         hat_subconfig=config.to_dict(),
+        hat_head_dim=head_dim,
     )
     bert_config = BertConfig(**values)
     bert_config._attn_implementation = base_config._attn_implementation
