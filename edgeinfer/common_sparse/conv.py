@@ -26,7 +26,6 @@ for any input row order (up to the corresponding permutation of rows).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -281,26 +280,30 @@ def _accumulate_index_add(
             out.index_add_(0, rows_out[start:stop], product[:size])
 
 
-try:  # scipy's compiled y += A @ X, in place (private: without it, the index_add_ path)
+try:  # scipy's compiled loops (private: without them, the index_add_ path)
     from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
+    from scipy.sparse._sparsetools import csr_tocsc as _csr_tocsc
 except ImportError:  # pragma: no cover - depends on scipy's private layout
-    _csr_matvecs = None
+    _csr_matvecs = _csr_tocsc = None
+
 
 @dataclass(frozen=True, eq=False)
 class _ScatterBatch:
-    """Pair positions ``[start, stop)`` of the plan-ordered pairs and their scatter matrix
-    (CSR ``n_out x (stop - start)``, one 1 per pair at ``(out_row, position)``)."""
+    """Pair positions ``[start, stop)`` of the plan-ordered pairs and their scatter matrix:
+    CSR arrays of ``n_out x (stop - start)`` with one 1 per pair at ``(out_row, position)``,
+    positions ascending within each row (the plan's order)."""
 
     start: int
     stop: int
-    matrix: Any  # scipy.sparse.csr_matrix
+    indptr: np.ndarray  # (n_out + 1,) int32 (int64 past 2**31 - 1 output sites)
+    indices: np.ndarray  # (stop - start,) same dtype
+    data: np.ndarray  # (stop - start,) float32 ones
 
     def scatter_add(self, out: torch.Tensor, products: torch.Tensor) -> None:
         """``out += matrix @ products``; row blocks on up to ``torch.get_num_threads()``
         threads (each output row is summed by one thread in column order: deterministic)."""
-        matrix = self.matrix
-        data = matrix.data if matrix.data.dtype == _numpy_dtype(out.dtype) else \
-            matrix.data.astype(_numpy_dtype(out.dtype))
+        wanted = _numpy_dtype(out.dtype)
+        data = self.data if self.data.dtype == wanted else self.data.astype(wanted)
         x, y = products.numpy(), out.numpy()
         n_out, channels = y.shape
         blocks = worker_count(8) if n_out * channels >= (1 << 16) else 1
@@ -308,8 +311,8 @@ class _ScatterBatch:
 
         def run(b: int) -> None:
             lo, hi = cuts[b], cuts[b + 1]
-            _csr_matvecs(hi - lo, x.shape[0], channels, matrix.indptr[lo: hi + 1],
-                         matrix.indices, data, x.reshape(-1), y[lo:hi].reshape(-1))
+            _csr_matvecs(hi - lo, x.shape[0], channels, self.indptr[lo: hi + 1],
+                         self.indices, data, x.reshape(-1), y[lo:hi].reshape(-1))
 
         parallel_map(run, range(blocks))
 
@@ -319,21 +322,26 @@ def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
 
 
 def _scatter_batches(kernel_map: KernelMap, order: list[int]) -> list[_ScatterBatch]:
-    """The scatter batches of ``kernel_map`` for the offset ``order``, built once per map."""
+    """The scatter batches of ``kernel_map`` for the offset ``order``, built once per map.
+
+    Each batch's CSR is the transpose of the one-entry-per-pair matrix (pair -> output row),
+    made by scipy's compiled counting transpose: positions come out ascending in every row.
+    """
     cache = kernel_map.derived.setdefault("scatter_batches", {})
     key = (tuple(order), BATCH_ROWS)
     if key not in cache:
-        import scipy.sparse
-
         rows_out = torch.cat([kernel_map.out_rows[k] for k in order]).numpy()
-        batches = []
+        n_out, batches = kernel_map.n_out, []
+        index = np.int32 if n_out < np.iinfo(np.int32).max else np.int64
+        rows_out = rows_out.astype(index, copy=False)
         for start in range(0, rows_out.size, BATCH_ROWS):
-            rows = rows_out[start: start + BATCH_ROWS]
-            ones = np.ones(rows.size, dtype=np.float32)
-            columns = np.arange(rows.size + 1)
-            matrix = scipy.sparse.csc_matrix(
-                (ones, rows, columns), shape=(kernel_map.n_out, rows.size)).tocsr()
-            matrix.sort_indices()  # columns ascending in each row: the plan's order
-            batches.append(_ScatterBatch(start, start + rows.size, matrix))
+            rows = np.ascontiguousarray(rows_out[start: start + BATCH_ROWS])
+            size = rows.size
+            indptr = np.empty(n_out + 1, dtype=index)
+            indices = np.empty(size, dtype=index)
+            data = np.empty(size, dtype=np.float32)
+            _csr_tocsc(size, n_out, np.arange(size + 1, dtype=index), rows,
+                       np.ones(size, dtype=np.float32), indptr, indices, data)
+            batches.append(_ScatterBatch(start, start + size, indptr, indices, data))
         cache[key] = batches
     return cache[key]
