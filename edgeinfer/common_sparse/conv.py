@@ -7,11 +7,11 @@ with one ``torch.bmm`` so the CPU GEMM sees larger problems (``ConvPlan``); an i
 starts the output (no zero fill).
 
 Without autograd (inference) the products of all offsets, in plan order, are cut into batches
-of ``BATCH_ROWS`` pair rows. A batch is filled by gathers of ``CHUNK_ROWS`` rows and one GEMM
-per chunk, then added to ``y`` in one sparse-times-dense product with the batch's scatter
-matrix (CSR, rows = output sites, built once per map and batch and kept on the map): scipy's
-compiled loop adds each output row's products in column order, far cheaper than one
-``index_add_`` per pair row, and independent output-row blocks run on the torch threads.
+of ``BATCH_ROWS`` pair rows. A batch is filled by gathers of ``CHUNK_ROWS`` rows per torch
+thread and one GEMM per chunk, then added to ``y`` in one sparse-times-dense product with the
+batch's scatter matrix (CSR, rows = output sites, built once per map and batch and kept on the
+map): scipy's compiled loop adds each output row's products in column order, far cheaper than
+one ``index_add_`` per pair row, and independent output-row blocks run on the torch threads.
 float16/bfloat16 features (which scipy cannot multiply) use per-chunk ``index_add_``, as
 does everything if scipy's in-place product (a private function) is not importable.
 
@@ -35,7 +35,7 @@ from .kernel_map import KernelMap
 
 __all__ = ["BATCH_ROWS", "CHUNK_ROWS", "ConvPlan", "plan_offset_groups", "sparse_conv"]
 
-CHUNK_ROWS = 4096  # pair rows per gather -> GEMM step of the no-grad path
+CHUNK_ROWS = 4096  # pair rows per torch thread per gather -> GEMM step of the no-grad path
 BATCH_ROWS = 1 << 16  # pair rows of products held at once, then scattered in one product
 _SCIPY_DTYPES = (torch.float32, torch.float64)
 
@@ -226,8 +226,10 @@ def _accumulate_inplace(
         return
     order = [k for group in groups for k in group]
     batches = _scatter_batches(kernel_map, order)
+    # each intra-op thread gets CHUNK_ROWS rows of a step: small steps do not scale
+    chunk = CHUNK_ROWS * max(1, torch.get_num_threads())
     products = feats.new_empty(max(b.stop - b.start for b in batches), weight.shape[2])
-    gathered = feats.new_empty(min(CHUNK_ROWS, products.shape[0]), feats.shape[1])
+    gathered = feats.new_empty(min(chunk, products.shape[0]), feats.shape[1])
     bounds = np.cumsum([0] + [kernel_map.in_rows[k].numel() for k in order]).tolist()
     pieces: dict[int, torch.Tensor] = {}  # products of batched (bmm) groups
     for group in (g for g in groups if len(g) > 1):
@@ -242,8 +244,8 @@ def _accumulate_inplace(
                 target.copy_(pieces[k][first - bounds[j]: last - bounds[j]])
                 continue
             rows_in = kernel_map.in_rows[k][first - bounds[j]: last - bounds[j]]
-            for lo in range(0, last - first, CHUNK_ROWS):
-                hi = min(lo + CHUNK_ROWS, last - first)
+            for lo in range(0, last - first, chunk):
+                hi = min(lo + chunk, last - first)
                 torch.index_select(feats, 0, rows_in[lo:hi], out=gathered[: hi - lo])
                 torch.mm(gathered[: hi - lo], weight[k], out=target[lo:hi])
         batch.scatter_add(out, products[: batch.stop - batch.start])
