@@ -140,5 +140,6 @@ BENCHMARKS = (
             "build + sparse_conv (both timed)."
         ),
         plot=PlotSpec(x="occupancy %", xlabel="occupied voxels (%)", series="grid", log_x=True),
+        isolate_memory=True,
     ),
 )

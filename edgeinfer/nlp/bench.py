@@ -281,6 +281,7 @@ BENCHMARKS = (
             "edgeinfer/nlp/bench.py."
         ),
         plot=PlotSpec(x="tokens", xlabel="tokens per call (L x B)", series="variant", log_x=True),
+        isolate_memory=True,
     ),
     Benchmark(
         name="nlp-kv",

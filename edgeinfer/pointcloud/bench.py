@@ -369,5 +369,6 @@ BENCHMARKS = (
             "1/1.2 = 0.83 means the conv costs 1.2x its bare GEMMs. Quality: max abs error "
             "against the bare products summed in float64."
         ),
+        isolate_memory=True,
     ),
 )

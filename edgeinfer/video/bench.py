@@ -324,5 +324,6 @@ BENCHMARKS = (
         description=__doc__.split("\n\n", 1)[1] if __doc__ else "",
         plot=PlotSpec(x="changed %", xlabel="changed pixels (%), blob-shaped, 224x224",
                       series="early stages only"),
+        isolate_memory=True,
     ),
 )
