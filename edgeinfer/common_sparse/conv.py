@@ -178,8 +178,9 @@ def sparse_conv(
         plan: offset batching (``ConvPlan()`` by default); changes speed, not the math.
         bias: optional ``(C_out,)`` added to every output row.
         initial: optional ``(n_out, C_out)`` the convolution is added to (e.g. a residual
-            shortcut); it is not modified. ``bias`` and ``initial`` start the output, so
-            they cost no extra pass over it when the map has an identity offset.
+            shortcut); it is not modified. ``bias`` or ``initial`` starts the output (the
+            identity offset's GEMM adds onto it), so either costs no extra pass over the
+            output; both together cost one (``initial + bias``).
 
     Returns a new ``(n_out, C_out)`` tensor; output sites without any pair get
     ``initial + bias`` (zero without them). Autograd works.
