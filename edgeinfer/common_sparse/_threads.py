@@ -9,7 +9,7 @@ input order, so nothing depends on how many threads ran.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
 import torch
@@ -28,10 +28,28 @@ def worker_count(pieces: int) -> int:
 
 
 def parallel_map(function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
-    """``[function(item) for item in items]``, on up to ``worker_count`` threads; in order."""
-    if worker_count(len(items)) == 1:
+    """``[function(item) for item in items]`` on ``worker_count(len(items))`` threads, in order.
+
+    The items are cut into that many contiguous runs; the calling thread runs the first and
+    pool threads the others, so no more threads are busy than torch is allowed to use.
+    """
+    items = list(items)
+    workers = worker_count(len(items))
+    if workers == 1:
         return [function(item) for item in items]
     global _POOL
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=_MAX_WORKERS, thread_name_prefix="edgeinfer")
-    return list(_POOL.map(function, items))
+    cuts = [len(items) * w // workers for w in range(workers + 1)]
+
+    def run(w: int) -> list[_R]:
+        return [function(item) for item in items[cuts[w]: cuts[w + 1]]]
+
+    futures = [_POOL.submit(run, w) for w in range(1, workers)]
+    try:
+        results = run(0)
+    finally:
+        wait(futures)  # never return (or raise) while a piece may still be writing
+    for future in futures:
+        results.extend(future.result())
+    return results
