@@ -7,10 +7,11 @@ is tensors and plain Python values, never pickled code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_checkpoint_file"]
+__all__ = ["read_checkpoint_file", "state_dict_mismatch"]
 
 
 def read_checkpoint_file(path: Path, kind: str, hint: str) -> Any:
@@ -31,3 +32,17 @@ def read_checkpoint_file(path: Path, kind: str, hint: str) -> Any:
             f"{path} is not a readable {kind} (corrupt or not written by save_checkpoint: "
             f"{type(error).__name__}: {error}); {hint}"
         ) from error
+
+
+def state_dict_mismatch(expected: Mapping[str, Any], state: Mapping[str, Any]) -> str | None:
+    """How ``state`` differs from a model's ``expected`` state dict, or ``None`` if it fits.
+
+    Names the first five missing, unexpected and wrongly shaped keys and how many of each.
+    """
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    reshaped = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if not (missing or unexpected or reshaped):
+        return None
+    return (f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}, other shapes "
+            f"{reshaped[:5]} ({len(missing)}/{len(unexpected)}/{len(reshaped)} in all)")

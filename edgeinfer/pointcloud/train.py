@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._checkpoint import read_checkpoint_file
+from .._checkpoint import read_checkpoint_file, state_dict_mismatch
 from ..datasets import SCENE_CLASSES, LidarScan, generate_scene
 from .models import MinkUNet, UNetConfig
 from .quantize import sparse_collate, sparse_quantize
@@ -333,15 +333,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[MinkUNet, dict[str, A
     config = dict(meta["config"])
     config["channels"] = tuple(config.get("channels", ()))
     model = MinkUNet(UNetConfig(**config))
-    state, expected = payload["state_dict"], model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    reshaped = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or reshaped:
+    state = payload["state_dict"]
+    mismatch = state_dict_mismatch(model.state_dict(), state)
+    if mismatch is not None:
         raise ValueError(
-            f"{source}: weights do not match the saved config {config}: missing keys "
-            f"{missing[:5]}, unexpected keys {unexpected[:5]}, other shapes {reshaped[:5]} "
-            f"({len(missing)}/{len(unexpected)}/{len(reshaped)} in all); re-save the checkpoint"
+            f"{source}: weights do not match the saved config {config}: {mismatch}; "
+            "re-save the checkpoint"
         )
     model.load_state_dict(state)
     return model.eval(), meta

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..._checkpoint import state_dict_mismatch
 from .export import build_bert
 from .space import SubConfig
 
@@ -104,15 +105,10 @@ def load_subnet(
     base._attn_implementation = attn_implementation
     model = build_bert(base, config, head_dim)
     state = _read_weights(folder)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
+    mismatch = state_dict_mismatch(model.state_dict(), state)
+    if mismatch is not None:
         raise ValueError(
-            f"the weights in {folder} do not match its hat_subconfig {config}: missing "
-            f"{missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}"
-            f"{' (first 5 of each)' if max(len(missing), len(unexpected), len(wrong)) > 5 else ''}"
+            f"the weights in {folder} do not match its hat_subconfig {config}: {mismatch}"
         )
     model.load_state_dict(state, strict=True)
     return model.eval(), config
