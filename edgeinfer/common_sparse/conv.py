@@ -211,6 +211,12 @@ def sparse_conv(
     return out
 
 
+def _chunk_rows() -> int:
+    """Pair rows per gather -> GEMM step: ``CHUNK_ROWS`` per torch thread (small steps do not
+    split well over threads)."""
+    return CHUNK_ROWS * max(1, torch.get_num_threads())
+
+
 def _accumulate_inplace(
     out: torch.Tensor,
     feats: torch.Tensor,
@@ -227,8 +233,7 @@ def _accumulate_inplace(
         return
     order = [k for group in groups for k in group]
     batches = _scatter_batches(kernel_map, order)
-    # each intra-op thread gets CHUNK_ROWS rows of a step: small steps do not scale
-    chunk = CHUNK_ROWS * max(1, torch.get_num_threads())
+    chunk = _chunk_rows()
     products = feats.new_empty(max(b.stop - b.start for b in batches), weight.shape[2])
     gathered = feats.new_empty(min(chunk, products.shape[0]), feats.shape[1])
     bounds = np.cumsum([0] + [kernel_map.in_rows[k].numel() for k in order]).tolist()
@@ -261,10 +266,11 @@ def _accumulate_index_add(
 ) -> None:
     """The chunked ``index_add_`` scatter, for dtypes scipy cannot multiply (half floats).
 
-    Gathers and products go through two reused buffers of ``CHUNK_ROWS`` rows.
+    Gathers and products go through two reused buffers of ``_chunk_rows()`` rows.
     """
     longest = max((kernel_map.in_rows[k].numel() for g in groups for k in g), default=0)
-    rows = min(longest, CHUNK_ROWS)
+    chunk = _chunk_rows()
+    rows = min(longest, chunk)
     gathered = feats.new_empty(rows, feats.shape[1])
     product = feats.new_empty(rows, weight.shape[2])
     for group in groups:
@@ -275,8 +281,8 @@ def _accumulate_index_add(
             continue
         k = group[0]
         rows_in, rows_out = kernel_map.in_rows[k], kernel_map.out_rows[k]
-        for start in range(0, rows_in.numel(), CHUNK_ROWS):
-            stop = min(start + CHUNK_ROWS, rows_in.numel())
+        for start in range(0, rows_in.numel(), chunk):
+            stop = min(start + chunk, rows_in.numel())
             size = stop - start
             torch.index_select(feats, 0, rows_in[start:stop], out=gathered[:size])
             torch.mm(gathered[:size], weight[k], out=product[:size])

@@ -166,13 +166,6 @@ def conv3d(
         raise ValueError(f"bias must have shape ({kernel.shape[2]},); got {got}")
     kernel_map, out_stride = conv_kernel_map(input, geometry)
     out_coords = input.cache.coords_at(out_stride)
-    if initial is not None and (not isinstance(initial, torch.Tensor)
-                                or initial.shape != (kernel_map.n_out, kernel.shape[2])):
-        got = tuple(initial.shape) if isinstance(initial, torch.Tensor) else type(initial).__name__
-        raise ValueError(
-            f"initial must have shape (M={kernel_map.n_out}, C_out={kernel.shape[2]}) on the "
-            f"output sites; got {got}"
-        )
     feats = sparse_conv(input.feats, kernel, kernel_map, kernel_map.n_out, bias=bias,
                         initial=initial)
     return SparseTensor.derived(feats, out_coords, out_stride, input.cache)

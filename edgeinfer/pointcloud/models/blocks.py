@@ -68,11 +68,6 @@ def conv_norm(conv: torch.nn.Module, norm: torch.nn.Module, input: SparseTensor,
         if initial is not None:
             out = add_feats(out, initial)
         return out if act is None else act(out)
-    if initial is not None and initial.feats.shape[1] != conv.config.out_channels:
-        raise ValueError(
-            f"{conv}: the features added to its output have {initial.feats.shape[1]} "
-            f"channels, expected {conv.config.out_channels}"
-        )
     out = conv(input, folded=folded, initial=None if initial is None else initial.feats)
     if act is None:
         return out
