@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgeinfer.datasets.text import read_wikipedia_paragraphs
 from edgeinfer.nlp import bench
 from edgeinfer.nlp.encoder import Encoder
 from edgeinfer.nlp.spatten import SpAttenConfig, apply_spatten
@@ -61,6 +62,10 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--eval-every", type=int, default=defaults.eval_every,
+                        help="steps between held-out cosines (the best state is kept)")
+    parser.add_argument("--texts", choices=("tuning", "wiki", "both"), default="both",
+                        help="training text: the Lee tuning split, Wikipedia paragraphs, or both")
     parser.add_argument("--time-limit", type=float, default=1200.0, help="seconds of training")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--out", type=Path, default=Path("/tmp/edgeinfer-adapt.pt"))
@@ -69,32 +74,35 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _split() -> tuple[list[str], list[str]]:
+def _split(source: str = "tuning") -> tuple[list[str], list[str]]:
+    """Training texts of ``source`` and the held-out tuning texts (early stopping)."""
     documents, sentences = tuning_texts()
     train = documents[:-_HELD_DOCS] + sentences[:-_HELD_SENTENCES]
     held = documents[-_HELD_DOCS:] + sentences[-_HELD_SENTENCES:]
-    return train, held
+    wiki = [paragraph for _, paragraph in read_wikipedia_paragraphs()]
+    return {"tuning": train, "wiki": wiki, "both": train + wiki}[source], held
 
 
 def _train(args, config: SpAttenConfig) -> dict[str, torch.Tensor]:
     torch.set_num_threads(args.threads)
     base = bench._base()
-    train, _ = _split()
+    train, held = _split(args.texts)
     adapt = AdaptConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        rank=args.rank, time_limit=args.time_limit, seed=args.seed)  # fmt: skip
-
-    def log(step: int, loss: float) -> None:
-        if step % 25 == 0:
-            print(f"step {step:4d}  loss {loss:.4f}", flush=True)
-
-    result = adapt_spatten(base.model, base.tokenizer, train, config, adapt, log=log)
+                        rank=args.rank, time_limit=args.time_limit, seed=args.seed,
+                        eval_every=args.eval_every)  # fmt: skip
+    print(f"{len(train)} training texts ({args.texts}), {len(held)} held out", flush=True)
+    result = adapt_spatten(base.model, base.tokenizer, train, config, adapt, validation=held,
+                           progress=True)  # fmt: skip
     window = min(25, len(result.losses))
     first, last = np.mean(result.losses[:window]), np.mean(result.losses[-window:])
     print(f"trained {len(result.losses)} steps in {result.seconds:.0f} s; mean loss of the "
           f"first / last {window} steps {first:.4f} / {last:.4f}")  # fmt: skip
-    meta = {"token_keep": config.token_keep, "prune_layers": list(config.prune_layers or ()),
-            "rank": args.rank, "seed": args.seed, "steps": len(result.losses),
-            "seconds": result.seconds}  # fmt: skip
+    curve = ", ".join(f"{done}: {score:.4f}" for done, score in result.validation)
+    print(f"held-out cosine by steps done: {curve}; kept the state of step {result.best_step}")
+    meta = {"model": "all-MiniLM-L6-v2", "token_keep": config.token_keep,
+            "prune_layers": list(config.prune_layers or ()), "rank": args.rank,
+            "seed": args.seed, "texts": args.texts, "steps": len(result.losses),
+            "best_step": result.best_step, "seconds": result.seconds}  # fmt: skip
     size = save_adaptation(args.out, result.state, meta)
     values = sum(t.numel() for t in result.state.values())
     print(f"saved {values} values to {args.out} ({size / 1024:.0f} KiB)")

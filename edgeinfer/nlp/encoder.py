@@ -141,7 +141,11 @@ def _default_max_length(path: Path, model: nn.Module, tokenizer) -> int:
 
 
 def load_encoder(
-    name_or_path: str | Path, *, spatten: SpAttenConfig | None = None, max_length: int | None = None
+    name_or_path: str | Path,
+    *,
+    spatten: SpAttenConfig | None = None,
+    max_length: int | None = None,
+    adaptation: str | Path | None = None,
 ) -> Encoder:
     """Load a BERT-family sentence encoder offline, optionally with SpAtten pruning.
 
@@ -150,18 +154,32 @@ def load_encoder(
         spatten: pruning config; ``None`` runs the unmodified HF forward.
         max_length: tokens per text; default the model's sentence-transformers setting
             (256 for all-MiniLM-L6-v2) capped by its position embeddings.
+        adaptation: a pruning-aware distillation checkpoint (``spatten.adapt``,
+            ``scripts/adapt_spatten.py``) loaded into the model's weights; needs ``spatten``,
+            and warns when the checkpoint was trained for other keep ratios or layers.
 
     Raises:
-        FileNotFoundError: unknown name / missing directory (lists what is available offline).
-        TypeError / ValueError: bad ``spatten`` or ``max_length``.
+        FileNotFoundError: unknown name / missing directory (lists what is available offline),
+            or a missing ``adaptation`` file.
+        TypeError / ValueError: bad ``spatten``, ``max_length`` or ``adaptation`` (including
+            one trained for another model: its tensor names or shapes do not match).
     """
     path = resolve_encoder_path(name_or_path)
     if spatten is not None and not isinstance(spatten, SpAttenConfig):
         raise TypeError(f"spatten must be a SpAttenConfig or None; got {type(spatten).__name__}")
+    state = _read_adaptation(adaptation, spatten)
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    if state is not None:
+        from .spatten.adapt import adapted_model
+
+        try:
+            model = adapted_model(model, state)
+        except KeyError as error:
+            raise ValueError(f"adaptation {adaptation} does not fit {name_or_path}: "
+                             f"{error.args[0]}") from None  # fmt: skip
     limit = int(model.config.max_position_embeddings)
     if max_length is None:
         max_length = _default_max_length(path, model, tokenizer)
@@ -170,3 +188,33 @@ def load_encoder(
     elif not 2 <= max_length <= limit:
         raise ValueError(f"max_length must be in [2, {limit}] for this model; got {max_length}")
     return Encoder(model, tokenizer, spatten=spatten, max_length=max_length)
+
+
+def _read_adaptation(adaptation: str | Path | None, spatten: SpAttenConfig | None):
+    """The state of an adaptation checkpoint, checked against ``spatten`` (None: no file)."""
+    if adaptation is None:
+        return None
+    if not isinstance(adaptation, (str, Path)):
+        raise TypeError(
+            f"adaptation must be a path to a checkpoint or None; got {type(adaptation).__name__}"
+        )
+    if spatten is None:
+        raise ValueError(
+            "adaptation needs spatten=: an adaptation is trained for one pruned forward; "
+            "pass the SpAttenConfig it was trained with"
+        )
+    if not Path(adaptation).is_file():
+        raise FileNotFoundError(f"adaptation checkpoint {adaptation} does not exist")
+    from .spatten.adapt import load_adaptation
+
+    state, meta = load_adaptation(adaptation)
+    trained = {key: meta.get(key) for key in ("token_keep", "prune_layers")}
+    wanted = {"token_keep": spatten.token_keep,
+              "prune_layers": list(spatten.prune_layers or ())}  # fmt: skip
+    if trained != wanted:
+        warnings.warn(
+            f"adaptation {adaptation} was trained for {trained}, but spatten has {wanted}; "
+            f"its quality gain may not carry over",
+            stacklevel=3,
+        )
+    return state

@@ -1,4 +1,5 @@
-"""Text corpora read from the installed gensim test data (no gensim import, no download)."""
+"""Text corpora read from the installed gensim test data (no download; gensim imported only
+for the Wikipedia markup filter)."""
 
 import importlib.util
 import subprocess
@@ -58,3 +59,23 @@ def test_lee_human_similarity_is_a_symmetric_50_by_50_matrix_in_unit_range():
     assert np.array_equal(matrix, matrix.T)
     assert matrix.min() >= 0.0 and matrix.max() <= 1.0
     assert np.allclose(np.diag(matrix), 1.0)
+
+
+def test_wikipedia_paragraphs_are_markup_free_prose_of_the_excerpt():
+    paragraphs = text.read_wikipedia_paragraphs()
+    titles = {title for title, _ in paragraphs}
+    assert len(paragraphs) > 3000 and len(titles) == 100
+    assert paragraphs[0][0] == "Anarchism"
+    assert paragraphs[0][1].startswith("Anarchism is a political philosophy")
+    for _, paragraph in paragraphs:
+        assert len(paragraph.split()) >= 30 and paragraph == " ".join(paragraph.split())
+        assert "''" not in paragraph and "[[" not in paragraph and "{{" not in paragraph
+    assert not any(title.lower().startswith("accessiblecomputing") for title in titles)
+    longer = text.read_wikipedia_paragraphs(min_words=100)
+    assert 0 < len(longer) < len(paragraphs)
+    assert set(longer) <= set(paragraphs)
+
+
+def test_wikipedia_min_words_is_checked():
+    with pytest.raises(ValueError, match=r"min_words must be an int >= 1; got 0"):
+        text.read_wikipedia_paragraphs(min_words=0)

@@ -82,13 +82,69 @@ def test_merged_adapter_adds_the_low_rank_update(base):
     assert torch.allclose(merged, original + up @ down)
 
 
+VALID = [
+    "Firefighters contained the blaze before it reached the town centre.",
+    "The central bank left interest rates unchanged for a fourth month.",
+]
+
+
+def test_early_stopping_returns_the_best_validated_state(base, one_thread):
+    settings = AdaptConfig(steps=6, batch_size=len(TEXTS), max_length=64, rank=2, lr=0.05,
+                           eval_every=2)  # fmt: skip
+    result = adapt_spatten(base.model, base.tokenizer, TEXTS, AGGRESSIVE, settings,
+                           validation=VALID)  # fmt: skip
+    assert [done for done, _ in result.validation] == [0, 2, 4, 6]
+    best_step, best_score = max(result.validation, key=lambda item: item[1])
+    assert result.best_step == best_step
+    adapted = adapted_model(base.model, result.state)
+    pruned = Encoder(adapted, base.tokenizer, spatten=AGGRESSIVE, max_length=64)
+    score = float((pruned.encode(VALID) * base.encode(VALID)).sum(axis=1).mean())
+    assert abs(score - best_score) <= 1e-4
+    unvalidated = _adapt(base, AGGRESSIVE, steps=1)
+    assert unvalidated.validation == [] and unvalidated.best_step is None
+
+
 def test_errors_name_the_fix(base, tmp_path):
     with pytest.raises(ValueError, match="token pruning only"):
         _adapt(base, SpAttenConfig(token_keep=0.5, head_keep=0.5), steps=1)
     with pytest.raises(ValueError, match="steps must be an int >= 0"):
         AdaptConfig(steps=-1)
+    with pytest.raises(ValueError, match="eval_every must be an int >= 1; got 0"):
+        AdaptConfig(eval_every=0)
     with pytest.raises(KeyError, match="does not have"):
         adapted_model(base.model, {"encoder.layer.9.output.dense.bias": torch.zeros(384)})
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an adaptation checkpoint"):
         load_adaptation(tmp_path / "other.pt")
+
+
+def test_load_encoder_applies_a_saved_adaptation(base, tmp_path, one_thread):
+    result = _adapt(base, AGGRESSIVE, steps=3, rank=2, lr=2e-3)
+    path = tmp_path / "adapt.pt"
+    save_adaptation(path, result.state, {"token_keep": 0.3, "prune_layers": [1]})
+    loaded = load_encoder("all-MiniLM-L6-v2", spatten=AGGRESSIVE, adaptation=path, max_length=64)
+    expected = Encoder(adapted_model(base.model, result.state), base.tokenizer,
+                       spatten=AGGRESSIVE, max_length=64).encode(TEXTS)  # fmt: skip
+    plain = Encoder(base.model, base.tokenizer, spatten=AGGRESSIVE, max_length=64).encode(TEXTS)
+    assert abs(loaded.encode(TEXTS) - expected).max() <= IDENTITY_ATOL
+    assert abs(loaded.encode(TEXTS) - plain).max() > 1e-3  # the adaptation did change it
+    trained = r"trained for \{'token_keep': 0.3, 'prune_layers': \[1\]\}"
+    with pytest.warns(UserWarning, match=trained):
+        load_encoder("all-MiniLM-L6-v2", spatten=SpAttenConfig(token_keep=0.5), adaptation=path)
+
+
+def test_load_encoder_adaptation_errors(tmp_path):
+    with pytest.raises(ValueError, match="adaptation needs spatten="):
+        load_encoder("all-MiniLM-L6-v2", adaptation=tmp_path / "a.pt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_encoder("all-MiniLM-L6-v2", spatten=AGGRESSIVE, adaptation=tmp_path / "a.pt")
+    with pytest.raises(TypeError, match="adaptation must be a path"):
+        load_encoder("all-MiniLM-L6-v2", spatten=AGGRESSIVE, adaptation=3)
+    meta = {"token_keep": 0.3, "prune_layers": [1]}
+    save_adaptation(tmp_path / "wide.pt", {"embeddings.LayerNorm.bias": torch.zeros(768)}, meta)
+    with pytest.raises(ValueError, match=r"has shape \(384,\), the state \(768,\)"):
+        load_encoder("all-MiniLM-L6-v2", spatten=AGGRESSIVE, adaptation=tmp_path / "wide.pt")
+    save_adaptation(tmp_path / "deep.pt", {"encoder.layer.9.output.dense.bias": torch.zeros(3)},
+                    meta)  # fmt: skip
+    with pytest.raises(ValueError, match="does not fit all-MiniLM-L6-v2"):
+        load_encoder("all-MiniLM-L6-v2", spatten=AGGRESSIVE, adaptation=tmp_path / "deep.pt")

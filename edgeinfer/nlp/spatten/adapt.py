@@ -7,8 +7,10 @@ through ``spatten_forward`` in full precision (``quant=None``) whose only traina
 are the biases and LayerNorm parameters of the embeddings and encoder layers (BitFit), plus,
 with ``rank > 0``, a low-rank update ``up @ down`` of each layer's two FFN linears. Token
 selection is not differentiated: gradients flow through the kept tokens only. The loss is
-``1 - cos(student, teacher)`` per text. Int8 linears are applied afterwards, by building the
-pruned model over ``adapted_model(model, state)`` (adapters merged into the weights).
+``1 - cos(student, teacher)`` per text. With ``validation`` texts, the mean cosine on them is
+measured every ``eval_every`` steps and the best state is returned (early stopping: a long run
+cannot end over-fitted). Int8 linears are applied afterwards, by building the pruned model over
+``adapted_model(model, state)`` (adapters merged into the weights).
 
 The trained ``state`` maps parameter names (``model.named_parameters()`` names, and
 ``adapter.{layer}.{ffn_in|ffn_out}.{down|up}``) to float32 tensors: ~31k values for BitFit on
@@ -60,6 +62,7 @@ class AdaptConfig:
         max_length: tokens per text (longer texts are truncated).
         time_limit: seconds of training, ``None`` for no limit.
         seed: seed of the batch order and adapter initialisation.
+        eval_every: steps between two validation measurements (with ``validation`` texts).
 
     Raises:
         ValueError: a field out of range.
@@ -72,12 +75,16 @@ class AdaptConfig:
     max_length: int = 512
     time_limit: float | None = None
     seed: int = 0
+    eval_every: int = 50
 
     def __post_init__(self) -> None:
         for name in ("steps", "rank", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0; got {value!r}")
+        every = self.eval_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"eval_every must be an int >= 1; got {every!r}")
         if self.batch_size < 1 or self.max_length < 2:
             raise ValueError(
                 f"batch_size must be >= 1 and max_length >= 2; got {self.batch_size}, "
@@ -91,12 +98,17 @@ class AdaptConfig:
 
 @dataclass(frozen=True)
 class AdaptResult:
-    """``state`` the trained tensors by name, ``losses`` the mean loss of each step,
-    ``seconds`` of training (teacher embeddings excluded)."""
+    """``state`` the trained tensors by name (the best validated ones when validation texts
+    were given), ``losses`` the mean loss of each step, ``seconds`` of training and
+    validation (teacher embeddings excluded), ``validation`` the ``(steps done, mean
+    cosine)`` measurements (the first at 0 steps: the unadapted model) and ``best_step`` the
+    steps done by ``state``."""
 
     state: dict[str, torch.Tensor]
     losses: list[float]
     seconds: float
+    validation: list[tuple[int, float]] = dataclasses.field(default_factory=list)
+    best_step: int | None = None
 
 
 class LowRankLinear(nn.Module):
@@ -207,6 +219,18 @@ def _check_spatten(spatten: SpAttenConfig) -> SpAttenConfig:
     return dataclasses.replace(spatten, quant=None)  # train in full precision
 
 
+@torch.no_grad()
+def _mean_cosine(student, tokenizer, texts, target, forward, max_length: int) -> float:
+    """Mean cosine of the pruned student's embeddings of ``texts`` to ``target``."""
+    total = 0.0
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), 8):
+        chunk = order[start : start + 8]
+        inputs = _tokenize(tokenizer, [texts[i] for i in chunk], max_length)
+        total += float((_embed(student, inputs, forward) * target[chunk]).sum())
+    return total / len(texts)
+
+
 def adapt_spatten(
     model: nn.Module,
     tokenizer,
@@ -214,27 +238,48 @@ def adapt_spatten(
     spatten: SpAttenConfig,
     config: AdaptConfig | None = None,
     *,
+    validation: Sequence[str] = (),
     log: Callable[[int, float], None] | None = None,
+    progress: bool = False,
 ) -> AdaptResult:
     """Distil the unpruned ``model`` into its ``spatten``-pruned forward (see module doc).
 
-    ``model`` (a HF BERT-family encoder) is not modified; ``texts`` are the training texts
-    (never the evaluation sets); ``log(step, loss)`` is called after every step.
+    ``model`` (a HF BERT-family encoder) is not modified; ``texts`` are the training texts and
+    ``validation`` the held-out texts of early stopping (never the evaluation sets of the
+    benchmark); ``log(step, loss)`` is called after every step; ``progress`` shows a bar.
 
     Raises:
         TypeError / ValueError: a bad ``spatten`` (head pruning is not supported) or no texts.
     """
+    from tqdm.auto import tqdm
+
     config = AdaptConfig() if config is None else config
     train_config = _check_spatten(spatten)
     if not texts:
         raise ValueError("texts must hold at least one training text; got none")
     target = _teacher(model, tokenizer, texts, config.max_length)
+    held = _teacher(model, tokenizer, validation, config.max_length) if validation else None
     student, linears, trainable = _student(model, config.rank, config.seed)
     _, layers = _encoder_parts(student)
     heads = layers[0].attention.self.num_attention_heads
     forward = (plan_layers(train_config, len(layers), heads), train_config, linears)
     optimiser = torch.optim.AdamW(list(trainable.values()), lr=config.lr, weight_decay=0.0)
-    losses, start = [], time.perf_counter()
+    losses, scores, start = [], [], time.perf_counter()
+
+    def snapshot() -> dict[str, torch.Tensor]:
+        return {name: tensor.detach().clone() for name, tensor in trainable.items()}
+
+    def validate(done: int) -> None:
+        nonlocal best
+        score = _mean_cosine(student, tokenizer, validation, held, forward, config.max_length)
+        scores.append((done, score))
+        if best is None or score > best[1]:
+            best = (done, score, snapshot())
+
+    best = None
+    if held is not None:
+        validate(0)
+    bar = tqdm(total=config.steps, desc="adapt", unit="step", disable=not progress)
     for step, chunk in enumerate(_batches(texts, config)):
         if config.time_limit is not None and time.perf_counter() - start > config.time_limit:
             break
@@ -245,10 +290,20 @@ def adapt_spatten(
         loss.backward()
         optimiser.step()
         losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix_str(f"loss {losses[-1]:.4f}" + (f" val {best[1]:.4f}" if best else ""))
         if log is not None:
             log(step, losses[-1])
-    state = {name: tensor.detach().clone() for name, tensor in trainable.items()}
-    return AdaptResult(state=state, losses=losses, seconds=time.perf_counter() - start)
+        if held is not None and (step + 1) % config.eval_every == 0:
+            validate(step + 1)
+    bar.close()
+    if held is not None and (not scores or scores[-1][0] != len(losses)):
+        validate(len(losses))
+    seconds = time.perf_counter() - start
+    if best is None:
+        return AdaptResult(state=snapshot(), losses=losses, seconds=seconds)
+    return AdaptResult(state=best[2], losses=losses, seconds=seconds, validation=scores,
+                       best_step=best[0])  # fmt: skip
 
 
 def adapted_model(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
