@@ -37,6 +37,7 @@ import torch
 from edgeinfer.datasets.text import read_wikipedia_paragraphs
 from edgeinfer.nlp import bench
 from edgeinfer.nlp.encoder import Encoder
+from edgeinfer.nlp.hat.data import split_sentences
 from edgeinfer.nlp.spatten import SpAttenConfig, apply_spatten
 from edgeinfer.nlp.spatten.adapt import (
     AdaptConfig,
@@ -48,6 +49,7 @@ from edgeinfer.nlp.spatten.adapt import (
 from edgeinfer.nlp.tuning import tuning_texts
 
 _HELD_DOCS, _HELD_SENTENCES = 30, 60
+_SOURCES = ("tuning", "wiki", "both", "all")
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -64,8 +66,9 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every,
                         help="steps between held-out cosines (the best state is kept)")
-    parser.add_argument("--texts", choices=("tuning", "wiki", "both"), default="both",
-                        help="training text: the Lee tuning split, Wikipedia paragraphs, or both")
+    parser.add_argument("--texts", choices=tuple(_SOURCES), default="both",
+                        help="training text: the Lee tuning split, Wikipedia paragraphs, both, "
+                             "or all (both + the paragraphs' sentences)")
     parser.add_argument("--time-limit", type=float, default=1200.0, help="seconds of training")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--out", type=Path, default=Path("/tmp/edgeinfer-adapt.pt"))
@@ -80,7 +83,10 @@ def _split(source: str = "tuning") -> tuple[list[str], list[str]]:
     train = documents[:-_HELD_DOCS] + sentences[:-_HELD_SENTENCES]
     held = documents[-_HELD_DOCS:] + sentences[-_HELD_SENTENCES:]
     wiki = [paragraph for _, paragraph in read_wikipedia_paragraphs()]
-    return {"tuning": train, "wiki": wiki, "both": train + wiki}[source], held
+    sentences = [s for paragraph in wiki for s in split_sentences(paragraph)]
+    texts = {"tuning": train, "wiki": wiki, "both": train + wiki,
+             "all": train + wiki + sentences}  # fmt: skip
+    return texts[source], held
 
 
 def _train(args, config: SpAttenConfig) -> dict[str, torch.Tensor]:
@@ -99,11 +105,10 @@ def _train(args, config: SpAttenConfig) -> dict[str, torch.Tensor]:
           f"first / last {window} steps {first:.4f} / {last:.4f}")  # fmt: skip
     curve = ", ".join(f"{done}: {score:.4f}" for done, score in result.validation)
     print(f"held-out cosine by steps done: {curve}; kept the state of step {result.best_step}")
-    meta = {"model": "all-MiniLM-L6-v2", "token_keep": config.token_keep,
-            "prune_layers": list(config.prune_layers or ()), "rank": args.rank,
-            "seed": args.seed, "texts": args.texts, "steps": len(result.losses),
-            "best_step": result.best_step, "seconds": result.seconds}  # fmt: skip
-    size = save_adaptation(args.out, result.state, meta)
+    meta = {"model": "all-MiniLM-L6-v2", "rank": args.rank, "seed": args.seed,
+            "texts": args.texts, "steps": len(result.losses), "best_step": result.best_step,
+            "seconds": result.seconds}  # fmt: skip
+    size = save_adaptation(args.out, result.state, meta, spatten=config)
     values = sum(t.numel() for t in result.state.values())
     print(f"saved {values} values to {args.out} ({size / 1024:.0f} KiB)")
     return result.state

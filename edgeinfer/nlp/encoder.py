@@ -205,12 +205,11 @@ def _read_adaptation(adaptation: str | Path | None, spatten: SpAttenConfig | Non
         )
     if not Path(adaptation).is_file():
         raise FileNotFoundError(f"adaptation checkpoint {adaptation} does not exist")
-    from .spatten.adapt import load_adaptation
+    from .spatten.adapt import load_adaptation, pruning_meta
 
     state, meta = load_adaptation(adaptation)
-    trained = {key: meta.get(key) for key in ("token_keep", "prune_layers")}
-    wanted = {"token_keep": spatten.token_keep,
-              "prune_layers": list(spatten.prune_layers or ())}  # fmt: skip
+    wanted = pruning_meta(spatten)
+    trained = {key: meta.get(key) for key in wanted}
     if trained != wanted:
         warnings.warn(
             f"adaptation {adaptation} was trained for {trained}, but spatten has {wanted}; "

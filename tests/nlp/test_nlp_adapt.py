@@ -121,7 +121,8 @@ def test_errors_name_the_fix(base, tmp_path):
 def test_load_encoder_applies_a_saved_adaptation(base, tmp_path, one_thread):
     result = _adapt(base, AGGRESSIVE, steps=3, rank=2, lr=2e-3)
     path = tmp_path / "adapt.pt"
-    save_adaptation(path, result.state, {"token_keep": 0.3, "prune_layers": [1]})
+    save_adaptation(path, result.state, {"rank": 2}, spatten=AGGRESSIVE)
+    assert load_adaptation(path)[1] == {"rank": 2, "token_keep": 0.3, "prune_layers": [1]}
     loaded = load_encoder("all-MiniLM-L6-v2", spatten=AGGRESSIVE, adaptation=path, max_length=64)
     expected = Encoder(adapted_model(base.model, result.state), base.tokenizer,
                        spatten=AGGRESSIVE, max_length=64).encode(TEXTS)  # fmt: skip

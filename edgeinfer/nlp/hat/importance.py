@@ -129,22 +129,19 @@ def reorder_state_dict(
         out[key] = state[key][:, ch]
     for part in ("weight", "bias"):
         out[f"embeddings.LayerNorm.{part}"] = state[f"embeddings.LayerNorm.{part}"][ch]
+
+    def linear(key: str, outputs: torch.Tensor, inputs: torch.Tensor) -> None:
+        out[f"{key}.weight"] = state[f"{key}.weight"][outputs][:, inputs]
+        out[f"{key}.bias"] = state[f"{key}.bias"][outputs]
+
     for index, (heads, neurons) in enumerate(zip(order.heads, order.neurons, strict=True)):
         prefix = f"encoder.layer.{index}."
         rows = _rows(heads, head_dim)
         for name in ("query", "key", "value"):
-            key = f"{prefix}attention.self.{name}"
-            out[f"{key}.weight"] = state[f"{key}.weight"][rows][:, ch]
-            out[f"{key}.bias"] = state[f"{key}.bias"][rows]
-        key = f"{prefix}attention.output.dense"
-        out[f"{key}.weight"] = state[f"{key}.weight"][ch][:, rows]
-        out[f"{key}.bias"] = state[f"{key}.bias"][ch]
-        key = f"{prefix}intermediate.dense"
-        out[f"{key}.weight"] = state[f"{key}.weight"][neurons][:, ch]
-        out[f"{key}.bias"] = state[f"{key}.bias"][neurons]
-        key = f"{prefix}output.dense"
-        out[f"{key}.weight"] = state[f"{key}.weight"][ch][:, neurons]
-        out[f"{key}.bias"] = state[f"{key}.bias"][ch]
+            linear(f"{prefix}attention.self.{name}", rows, ch)
+        linear(f"{prefix}attention.output.dense", ch, rows)
+        linear(f"{prefix}intermediate.dense", neurons, ch)
+        linear(f"{prefix}output.dense", ch, neurons)
         for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
             for part in ("weight", "bias"):
                 key = f"{prefix}{norm}.{part}"

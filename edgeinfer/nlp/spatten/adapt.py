@@ -43,6 +43,7 @@ __all__ = [
     "adapted_model",
     "bitfit_names",
     "load_adaptation",
+    "pruning_meta",
     "save_adaptation",
 ]
 
@@ -338,11 +339,24 @@ def adapted_model(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module
     return adapted
 
 
-def save_adaptation(path: str | Path, state: dict[str, torch.Tensor], meta: dict) -> int:
-    """Write ``state`` (float32) and ``meta`` (plain values, e.g. the SpAtten config) to
-    ``path``; returns the file size in bytes."""
+def pruning_meta(spatten: SpAttenConfig) -> dict:
+    """The token-pruning settings an adaptation is trained for, as plain values (what
+    ``load_encoder(adaptation=)`` checks against its ``spatten``)."""
+    return {"token_keep": spatten.token_keep, "prune_layers": list(spatten.prune_layers or ())}
+
+
+def save_adaptation(
+    path: str | Path,
+    state: dict[str, torch.Tensor],
+    meta: dict | None = None,
+    *,
+    spatten: SpAttenConfig | None = None,
+) -> int:
+    """Write ``state`` (float32) and ``meta`` (plain values) to ``path``, with the pruning
+    settings of ``spatten`` added to ``meta`` when given; returns the file size in bytes."""
+    meta = {**(meta or {}), **(pruning_meta(spatten) if spatten is not None else {})}
     tensors = {name: tensor.detach().float().contiguous() for name, tensor in state.items()}
-    torch.save({"format": _FORMAT, "state": tensors, "meta": dict(meta)}, Path(path))
+    torch.save({"format": _FORMAT, "state": tensors, "meta": meta}, Path(path))
     return Path(path).stat().st_size
 
 
