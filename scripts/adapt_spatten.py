@@ -80,7 +80,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every,
                         help="steps between held-out cosines (the best state is kept)")
-    parser.add_argument("--texts", choices=tuple(_SOURCES), default="both",
+    parser.add_argument("--texts", choices=_SOURCES, default="both",
                         help="training text: the Lee tuning split, Wikipedia paragraphs, both, "
                              "or all (both + the paragraphs' sentences)")
     parser.add_argument("--time-limit", type=float, default=1200.0, help="seconds of training")

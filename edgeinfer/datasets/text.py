@@ -128,8 +128,8 @@ def read_wikipedia_paragraphs(min_words: int = 30) -> tuple[tuple[str, str], ...
 
     Article pages only (namespace 0, redirects skipped), markup removed with gensim's
     ``filter_wiki`` (and the bold/italic quotes and emptied brackets it leaves); a paragraph
-    is kept when it has at least ``min_words`` words and does
-    not start like a heading, list, table or leftover markup. Whitespace is collapsed.
+    is kept when it has at least ``min_words`` words and does not start like a heading, list,
+    table or leftover markup. Whitespace is collapsed.
 
     Returns:
         ``((title, paragraph), ...)`` in dump order (3,648 paragraphs of 100 articles at the

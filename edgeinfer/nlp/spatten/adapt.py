@@ -198,14 +198,15 @@ def _batches(texts: Sequence[str], config: AdaptConfig) -> list[list[int]]:
 
 
 @torch.no_grad()
-def _teacher(model, tokenizer, texts: Sequence[str], max_length: int) -> torch.Tensor:
-    """Unpruned embeddings ``(N, D)`` of ``texts`` (batches of 8 in length order)."""
+def _embed_texts(model, tokenizer, texts: Sequence[str], max_length: int, spatten=None):
+    """Embeddings ``(N, D)`` of ``texts`` (batches of 8 in length order): the unpruned
+    forward, or the pruned one with ``spatten`` (see ``_embed``)."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     result = torch.zeros(len(texts), int(model.config.hidden_size))
     for start in range(0, len(order), 8):
         chunk = order[start : start + 8]
         inputs = _tokenize(tokenizer, [texts[i] for i in chunk], max_length)
-        result[chunk] = _embed(model, inputs)
+        result[chunk] = _embed(model, inputs, spatten)
     return result
 
 
@@ -218,18 +219,6 @@ def _check_spatten(spatten: SpAttenConfig) -> SpAttenConfig:
             f"Use head_keep=1.0."
         )
     return dataclasses.replace(spatten, quant=None)  # train in full precision
-
-
-@torch.no_grad()
-def _mean_cosine(student, tokenizer, texts, target, forward, max_length: int) -> float:
-    """Mean cosine of the pruned student's embeddings of ``texts`` to ``target``."""
-    total = 0.0
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    for start in range(0, len(order), 8):
-        chunk = order[start : start + 8]
-        inputs = _tokenize(tokenizer, [texts[i] for i in chunk], max_length)
-        total += float((_embed(student, inputs, forward) * target[chunk]).sum())
-    return total / len(texts)
 
 
 def adapt_spatten(
@@ -258,8 +247,8 @@ def adapt_spatten(
     train_config = _check_spatten(spatten)
     if not texts:
         raise ValueError("texts must hold at least one training text; got none")
-    target = _teacher(model, tokenizer, texts, config.max_length)
-    held = _teacher(model, tokenizer, validation, config.max_length) if validation else None
+    target = _embed_texts(model, tokenizer, texts, config.max_length)
+    held = _embed_texts(model, tokenizer, validation, config.max_length) if validation else None
     student, linears, trainable = _student(model, config.rank, config.seed)
     _, layers = _encoder_parts(student)
     heads = layers[0].attention.self.num_attention_heads
@@ -272,7 +261,8 @@ def adapt_spatten(
 
     def validate(done: int) -> None:
         nonlocal best
-        score = _mean_cosine(student, tokenizer, validation, held, forward, config.max_length)
+        student_held = _embed_texts(student, tokenizer, validation, config.max_length, forward)
+        score = float((student_held * held).sum(dim=1).mean())
         scores.append((done, score))
         if best is None or score > best[1]:
             best = (done, score, snapshot())
