@@ -30,8 +30,11 @@ job on the other core), rank 8, 1 thread, early stopping every 100 steps:
     --texts both, 1872 steps (902 s)           -4.0 / +4.8 / 0.839 (best at the last step)
     --texts all, 2810 steps (720 s)            -6.0 / +3.6 / 0.842 (best at step 2300)
 
+keep 0.25 at layer 1, int8 (unadapted -9.0 / -3.1 / 0.715, 2.75x), rank 8, 2 threads:
+    --texts both, 1882 steps (600 s)           -7.5 / +6.8 / 0.781 (best at step 900; 2.94x)
+
 The held-out cosine and the human-similarity ranking improve, but the polarity probe (short
-sentences: 5-65 tokens, so keep 0.4 leaves 2-26) gains back only 4-6 of the 10 points lost:
+sentences: 5-65 tokens, so keep 0.4 leaves 2-26) gains back only 1.5-6 of the 9-10 points lost:
 adaptation alone does not bring a 3x config within 2 points.
 """
 
