@@ -176,7 +176,7 @@ def load_encoder(
         from .spatten.adapt import adapted_model
 
         try:
-            model = adapted_model(model, state)
+            model = adapted_model(model, state, in_place=True)  # ours: no copy
         except KeyError as error:
             raise ValueError(f"adaptation {adaptation} does not fit {name_or_path}: "
                              f"{error.args[0]}") from None  # fmt: skip

@@ -297,29 +297,42 @@ def adapt_spatten(
                        best_step=best[0])  # fmt: skip
 
 
-def adapted_model(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
-    """A deep copy of ``model`` with ``state`` loaded: BitFit tensors replaced, low-rank
-    adapters merged into their linears' weights (``W + up @ down``). ``model`` is unchanged.
+def adapted_model(
+    model: nn.Module, state: dict[str, torch.Tensor], *, in_place: bool = False
+) -> nn.Module:
+    """``model`` with ``state`` loaded: BitFit tensors replaced, low-rank adapters merged into
+    their linears' weights (``W + up @ down``). A deep copy (``model`` unchanged), or
+    ``model`` itself with ``in_place=True`` (for a freshly loaded model: no second copy).
+    Every name and shape is checked before anything is written.
 
     Raises:
-        KeyError: a name in ``state`` that ``model`` does not have.
+        KeyError: a name in ``state`` that ``model`` does not have (including adapters of
+            layers or linears it does not have).
         ValueError: a tensor whose shape does not match.
     """
-    adapted = copy.deepcopy(model).eval()
+    _, layers = _encoder_parts(model)
+    adapters = {f"adapter.{i}.{role}.{part}" for i in range(len(layers))
+                for role in _ADAPTED_ROLES for part in ("down", "up")}  # fmt: skip
+    params = dict(model.named_parameters())
+    for name, tensor in state.items():
+        if name.startswith("adapter."):
+            if name not in adapters:
+                raise KeyError(f"state names {name!r}, which the model does not have")
+            continue
+        if name not in params:
+            raise KeyError(f"state names {name!r}, which the model does not have")
+        if params[name].shape != tensor.shape:
+            raise ValueError(
+                f"{name}: the model has shape {tuple(params[name].shape)}, the state "
+                f"{tuple(tensor.shape)}; was it trained for another model?"
+            )
+    adapted = (model if in_place else copy.deepcopy(model)).eval()
     params = dict(adapted.named_parameters())
     _, layers = _encoder_parts(adapted)
     with torch.no_grad():
         for name, tensor in state.items():
-            if name.startswith("adapter."):
-                continue
-            if name not in params:
-                raise KeyError(f"state names {name!r}, which the model does not have")
-            if params[name].shape != tensor.shape:
-                raise ValueError(
-                    f"{name}: the model has shape {tuple(params[name].shape)}, the state "
-                    f"{tuple(tensor.shape)}; was it trained for another model?"
-                )
-            params[name].copy_(tensor)
+            if not name.startswith("adapter."):
+                params[name].copy_(tensor)
         for index, layer in enumerate(layers):
             found = layer_linears(layer, None)
             for role in _ADAPTED_ROLES:
