@@ -45,6 +45,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch.nn import functional
 
 from .delta_box import change_box, out_box, update_box
 from .delta_conv import DELTA_METHODS, Grid, activate, update_layer
@@ -172,7 +173,7 @@ class DeltaRunner:
 
     def reset(self) -> None:
         """Forget the stream: the next frame is frame 0 (dense) and may have any size."""
-        self._reference: torch.Tensor | None = None  # (B, 3, H, W), contiguous
+        self._reference: torch.Tensor | None = None  # (B, 3, H, W), laid out as frame 0
         self._maps: list[torch.Tensor] = []  # pre-activation (B, C, h, w) per layer
         self._caches: list[torch.Tensor] = []  # the same as (B*h*w, C) rows (views)
         self._grids: list[Grid] = []  # input grid per layer, then the output grid
@@ -232,9 +233,11 @@ class DeltaRunner:
             )
         changed = 1.0
         if self._reference is not None:
-            score = (frame - self._reference).abs().amax(dim=1)
-            changed = float((score > self.config.threshold).float().mean())
-        self._reference = frame.clone(memory_format=torch.contiguous_format)  # owned
+            score = self._change_score(frame)
+            changed = int(torch.count_nonzero(score > self.config.threshold)) / score.numel()
+        # owned, in the frame's layout (a frame from an HWC array stays channels-last), so the
+        # per-frame difference is one pass over matching memory
+        self._reference = frame.clone()
         self._maps, self._caches, self._grids = [], [], [Grid(batch, height, width)]
         x = frame.contiguous(memory_format=torch.channels_last)
         for layer in self.prefix.layers:
@@ -259,14 +262,25 @@ class DeltaRunner:
             self._maps[index], self._caches[index] = z, rows
         return z
 
-    def _sparse_prefix(self, frame: torch.Tensor) -> torch.Tensor:
+    def _change_score(self, frame: torch.Tensor) -> torch.Tensor:
+        # max_c |frame - reference| per pixel, (B, H, W); a pixel is applied when above threshold
         assert self._reference is not None
-        # (B, H, W): the pixels to apply (to the reference and through the layers)
-        mask = (frame - self._reference).abs().amax(dim=1) > self.config.threshold
-        changed = float(mask.sum()) / mask.numel()
+        diff = torch.sub(frame, self._reference).abs_()
+        batch, channels, height, width = diff.shape
+        if channels > 1 and diff.is_contiguous(memory_format=torch.channels_last):
+            # channels innermost: a max-pool over each pixel's run of C values is one
+            # vectorised pass (a max over a dim of 3 is several times slower)
+            runs = diff.permute(0, 2, 3, 1).reshape(1, 1, -1)
+            return functional.max_pool1d(runs, channels, channels).view(batch, height, width)
+        return diff.amax(dim=1)
+
+    def _sparse_prefix(self, frame: torch.Tensor) -> torch.Tensor:
+        score = self._change_score(frame)
         if self.config.method == "box":
-            active = self._update_boxes(frame, mask)
+            active, changed = self._update_boxes(frame, score)
         else:
+            mask = score > self.config.threshold  # the pixels to apply
+            changed = int(torch.count_nonzero(mask))
             active = self._update_rows(frame, mask)
         layers = self.prefix.layers
         totals = tuple(grid.sites for grid in self._grids[1:])
@@ -274,7 +288,7 @@ class DeltaRunner:
         if dense_layers:
             self._recompute_from(len(active))
         self.last_stats = DeltaStats(
-            self.frames_seen, False, changed, self.prefix.names,
+            self.frames_seen, False, changed / score.numel(), self.prefix.names,
             tuple(active) + totals[len(active):], totals, dense_layers,
         )
         return self._activation(len(layers) - 1)  # channels_last: no transposing copy
@@ -301,11 +315,14 @@ class DeltaRunner:
             active.append(int(rows.numel()))
         return active
 
-    def _update_boxes(self, frame: torch.Tensor, mask: torch.Tensor) -> list[int]:
+    def _update_boxes(self, frame: torch.Tensor, score: torch.Tensor) -> tuple[list[int], int]:
         # box: per image, the change as a dense crop over its bounding box (delta_box); the
-        # reference changes inside the boxes only
-        boxes = [change_box(image_mask) for image_mask in mask]
+        # reference changes inside the boxes only. Returns the active sites per layer updated
+        # and the number of applied pixels (all inside the boxes)
+        threshold = self.config.threshold
+        boxes = [change_box(image_score, threshold) for image_score in score]
         deltas: list[torch.Tensor | None] = []
+        changed = 0
         for b, box in enumerate(boxes):
             if box is None:
                 deltas.append(None)
@@ -313,9 +330,17 @@ class DeltaRunner:
             window = (slice(b, b + 1), slice(None), slice(box.top, box.bottom),
                       slice(box.left, box.right))
             new, reference = frame[window], self._reference[window]  # (1, 3, h, w) views
-            applied = mask[window[0], None, window[2], window[3]]
-            deltas.append((new - reference) * applied)
-            reference.copy_(torch.where(applied, new, reference))
+            applied = score[window[0], None, window[2], window[3]] > threshold
+            changed += int(torch.count_nonzero(applied))
+            if threshold == 0:
+                # a pixel that is not applied equals its reference in every channel: the
+                # box's difference is the change and its new pixels the new reference (this
+                # skips two passes that broadcast the mask over the channels, a slow pattern)
+                deltas.append(new - reference)
+                reference.copy_(new)
+            else:
+                deltas.append((new - reference) * applied)
+                reference.copy_(torch.where(applied, new, reference))
         active: list[int] = []
         for index, layer in enumerate(self.prefix.layers):
             grid = self._grids[index + 1]
@@ -331,7 +356,7 @@ class DeltaRunner:
                     deltas[b] = update_box(layer, cache[b : b + 1], deltas[b], box, out)
             boxes = outs
             active.append(sites)
-        return active
+        return active, changed
 
     def _activation(self, index: int) -> torch.Tensor:
         # act(z) of layer ``index`` (-1: the reference image) as (B, C, h, w)

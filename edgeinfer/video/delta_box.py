@@ -57,13 +57,19 @@ class Box:
         return self.height * self.width
 
 
-def change_box(mask: torch.Tensor) -> Box | None:
-    """The bounding box of the True pixels of ``mask (H, W)``, or None when there are none."""
-    flags = mask.view(torch.uint8)  # max over uint8 is several times faster than any()
-    rows = torch.nonzero(flags.amax(dim=1)).reshape(-1)
+def change_box(mask: torch.Tensor, threshold: float | None = None) -> Box | None:
+    """The bounding box of the True pixels of a bool ``mask (H, W)`` or, given ``threshold``,
+    of the pixels where a float score map ``mask (H, W)`` exceeds it; None when there are none.
+    """
+    if threshold is None:
+        flags = mask.view(torch.uint8)  # max over uint8 is several times faster than any()
+        row_flags, col_flags = flags.amax(dim=1), flags.amax(dim=0)
+    else:  # row and column maxima first: two small compares instead of one per pixel
+        row_flags, col_flags = mask.amax(dim=1) > threshold, mask.amax(dim=0) > threshold
+    rows = torch.nonzero(row_flags).reshape(-1)
     if rows.numel() == 0:
         return None
-    cols = torch.nonzero(flags.amax(dim=0)).reshape(-1)
+    cols = torch.nonzero(col_flags).reshape(-1)
     return Box(int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
 
 
@@ -102,11 +108,9 @@ def conv_box(layer: FoldedConv, delta: torch.Tensor, box: Box, out: Box) -> torc
     bottom = (out.bottom - 1) * stride + pad + 1 - box.bottom
     right = (out.right - 1) * stride + pad + 1 - box.right
     assert min(top, left, bottom, right) >= 0, (box, out)
-    padded = torch.empty(  # channels_last: the fast conv kernels
-        (batch, channels, top + height + bottom, left + width + right), dtype=delta.dtype,
-        device=delta.device, memory_format=torch.channels_last,
-    ).zero_()
-    padded[:, :, top : top + height, left : left + width] = delta
+    # channels_last: the fast conv kernels (F.pad keeps the layout, in one allocate-and-fill)
+    delta = delta.contiguous(memory_format=torch.channels_last)
+    padded = functional.pad(delta, (left, right, top, bottom))
     return functional.conv2d(padded, layer.weight, None, stride, 0, 1, layer.groups)
 
 

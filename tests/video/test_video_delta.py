@@ -87,6 +87,24 @@ def test_threshold_keeps_reference_within_threshold_and_equals_dense_on_it(metho
         _assert_close_logits(logits, dense.step(reference))
 
 
+@pytest.mark.parametrize("threshold", [0.0, 0.05])
+def test_frames_from_hwc_arrays_give_the_same_stream(threshold):
+    # frames as numpy HWC images arrive channels-last, where the change score takes another
+    # path (a max-pool over each pixel's channels): same changes, same logits as NCHW frames
+    model = _model()
+    runners = [DeltaRunner(model, DeltaConfig(threshold=threshold)) for _ in range(2)]
+    for t, frame in enumerate(_frames(7)):
+        drifted = frame + 0.03 * t
+        hwc = drifted.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+        assert hwc.is_contiguous(memory_format=torch.channels_last)
+        logits = [runner.step(x) for runner, x in zip(runners, (drifted, hwc), strict=True)]
+        stats = [runner.last_stats for runner in runners]
+        assert stats[0].changed_fraction == stats[1].changed_fraction
+        assert stats[0].active_sites == stats[1].active_sites
+        torch.testing.assert_close(logits[1], logits[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(runners[1].reference, runners[0].reference, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("shift", ["none", "causal"])
 def test_refresh_every_recomputes_densely(shift):
     model = _model(shift=shift)
@@ -222,6 +240,9 @@ def test_change_box_and_update_box_in_place():
     assert change_box(mask) is None
     mask[1, 4] = mask[3, 2] = True
     assert change_box(mask) == Box(1, 4, 2, 5)
+    score = torch.rand(6, 7, generator=torch.Generator().manual_seed(3))
+    for threshold in (0.0, 0.5, 0.9, 1.0):  # a score map above a threshold: as its mask
+        assert change_box(score, threshold) == change_box(score > threshold)
     weight = torch.randn(4, 1, 3, 3, dtype=torch.float64)
     layer = FoldedConv(weight, torch.zeros(4, dtype=torch.float64), 1, 4, "relu6")
     cache = torch.randn(1, 4, 6, 7, dtype=torch.float64)
