@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .allocator import steady_allocator
 from .case import Benchmark, Case
 from .macs import count_macs
 from .memory import measure_peak_rss, measure_peak_rss_in_child
@@ -111,15 +112,16 @@ def run_case(case: Case, profile: DeviceProfile, config: RunConfig, *,
                 measured = case.quality(base_out, cand_out, state)
                 result.quality = {name: float(value) for name, value in measured.items()}
             del base_out, cand_out
-            timing = time_pair(
-                case.baseline,
-                case.candidate,
-                state,
-                warmup=max(0, config.warmup - 1),
-                repeats=config.repeats,
-                min_repeats=config.min_repeats,
-                budget_s=config.budget_s,
-            )
+            with steady_allocator():  # no side pays page faults for what ran before it
+                timing = time_pair(
+                    case.baseline,
+                    case.candidate,
+                    state,
+                    warmup=max(0, config.warmup - 1),
+                    repeats=config.repeats,
+                    min_repeats=config.min_repeats,
+                    budget_s=config.budget_s,
+                )
             if case.count_macs:
                 result.baseline_macs = count_macs(case.baseline, state)
                 result.candidate_macs = count_macs(case.candidate, state)
