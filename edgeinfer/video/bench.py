@@ -24,6 +24,11 @@ Cases (baseline vs candidate, same process, same input):
   moved (ground truth: those frames must run, so the speed-up is at most about
   ``1 / (events + settling)``). ``min_margin`` is twice the logit jitter measured on a
   separate still stream (seed 1000): near-tie outputs are not reused.
+- ``gate-cost-720p``: the price of the decision alone, per 1280x720 frame of a static-camera
+  stream: the usual change test (the whole frame to grey, area-resized to the gate's 18x32
+  thumbnail with OpenCV, mean absolute difference to the last one) vs
+  :meth:`~edgeinfer.video.FrameGate.decide` (a strided 18x32 sample, integer grey); quality =
+  the pixels each reads.
 - ``delta-prefix-<p>%``: a blob covering ``p`` % of a 224x224 frame changes (every other call:
   the frames alternate); the early stages the delta path covers (MobileNetV2 stem + blocks 0-1,
   six convs, 112x112 and 56x56), computed densely as the streaming runner does vs
@@ -196,6 +201,39 @@ def _quality_gate(every, gated, state) -> dict[str, float]:
             "events": float(state["events"].mean())}
 
 
+def _setup_gate_cost() -> dict[str, Any]:
+    from ..datasets.static_stream import generate_static_stream
+    from .skip import FrameGate
+
+    frames, _ = generate_static_stream(2, frames=32, size=(720, 1280), event_rate=0.05)
+    gate = FrameGate()
+    return {"frames": frames, "gate": gate, "last": None, "turn": {"gate": 0, "resize": 0},
+            "thumbnail": gate.config.thumbnail}
+
+
+def _next_frame(state: dict[str, Any], key: str) -> np.ndarray:
+    """Each side steps through the stream on its own (both gates are stateful)."""
+    frames, turn = state["frames"], state["turn"]
+    turn[key] += 1
+    return frames[turn[key] % len(frames)]
+
+
+def _resize_gate(state: dict[str, Any]) -> float | None:
+    import cv2
+
+    rows, cols = state["thumbnail"]
+    grey = cv2.cvtColor(_next_frame(state, "resize"), cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey, (cols, rows), interpolation=cv2.INTER_AREA).astype(np.int16)
+    last, state["last"] = state["last"], small
+    return None if last is None else float(np.abs(small - last).mean())
+
+
+def _pixels_read(_, __, state) -> dict[str, float]:
+    rows, cols = state["thumbnail"]
+    height, width = state["frames"].shape[1:3]
+    return {"resize reads px": height * width, "gate reads px": rows * cols}
+
+
 # delta ----------------------------------------------------------------------------------------
 
 
@@ -291,6 +329,9 @@ def make_cases() -> list[Case]:
              _quality_gate, quick=False, count_macs=False),
         Case("gate-crowded-stream", lambda: _setup_gate(4, 300, 0.03), _every_frame, _gated,
              _quality_gate, quick=False, count_macs=False),
+        Case("gate-cost-720p", _setup_gate_cost, _resize_gate,
+             lambda state: state["gate"].decide(_next_frame(state, "gate")), _pixels_read,
+             quick=True, count_macs=False),
     ]
     dense_prefix = _alternate_call("dense", lambda dense, frame: dense(frame))
     delta_prefix = _alternate_call("delta", lambda delta, frame: delta.step_prefix(frame))

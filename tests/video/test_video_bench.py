@@ -42,3 +42,17 @@ def test_blob_change_covers_the_requested_fraction():
     changed = blob_change(frame, 0.1)
     fraction = float((changed != frame).any(dim=1).float().mean())
     assert 0.08 <= fraction <= 0.12
+
+
+def test_gate_cost_case_steps_each_gate_through_the_stream():
+    case = next(c for c in _benchmark().build_cases(quick=True) if c.name == "gate-cost-720p")
+    state = case.setup()
+    assert state["frames"].shape[1:] == (720, 1280, 3)
+    assert case.baseline(state) is None  # no previous thumbnail yet
+    assert case.baseline(state) >= 0.0  # mean absolute grey difference to the last frame
+    assert case.candidate(state) is True  # the gate's first frame always runs
+    assert isinstance(case.candidate(state), bool)
+    assert state["gate"].stats.processed + state["gate"].stats.skipped == 2
+    rows, cols = state["gate"].config.thumbnail
+    quality = case.quality(None, None, state)
+    assert quality == {"resize reads px": 720 * 1280, "gate reads px": rows * cols}
