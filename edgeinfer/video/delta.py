@@ -191,7 +191,9 @@ class DeltaRunner:
 
         Raises:
             TypeError: ``frame`` not a floating tensor.
-            ValueError: wrong rank/channels, or a size differing from frame 0 (``reset()``).
+            ValueError: wrong rank/channels, a size differing from frame 0 (``reset()``), or
+                NaN/inf values (reported before the runner changes: the next good frame
+                continues the stream as if the bad one never came).
         """
         with torch.inference_mode():
             return self._dense_rest(self.step_prefix(frame))
@@ -225,7 +227,19 @@ class DeltaRunner:
         self.frames_seen += 1
         return x
 
+    def _check_finite(self, frame: torch.Tensor, values: torch.Tensor) -> None:
+        # values: the frame or its change score; checked before any state changes, so a
+        # corrupt frame is reported and the stream can go on from the last good one
+        if bool(torch.isfinite(values).all()):
+            return
+        pixels = int((~torch.isfinite(frame)).any(dim=1).sum())
+        raise ValueError(
+            f"frame {self.frames_seen} has non-finite values (NaN or inf) at {pixels} pixels; "
+            "the runner's state is unchanged: drop or repair the frame and go on"
+        )
+
     def _dense_prefix(self, frame: torch.Tensor) -> torch.Tensor:
+        self._check_finite(frame, frame)
         batch, _, height, width = frame.shape
         if self._frame_shape is None:
             self._buffers = self.model.init_buffers(
@@ -275,7 +289,8 @@ class DeltaRunner:
         return diff.amax(dim=1)
 
     def _sparse_prefix(self, frame: torch.Tensor) -> torch.Tensor:
-        score = self._change_score(frame)
+        score = self._change_score(frame)  # non-finite exactly where the frame is
+        self._check_finite(frame, score)
         if self.config.method == "box":
             active, changed = self._update_boxes(frame, score)
         else:

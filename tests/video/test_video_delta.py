@@ -105,6 +105,28 @@ def test_frames_from_hwc_arrays_give_the_same_stream(threshold):
         torch.testing.assert_close(runners[1].reference, runners[0].reference, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_corrupt_frame_is_reported_and_the_stream_goes_on(bad_value, channels_last):
+    model = _model()
+    clean, hit = DeltaRunner(model), DeltaRunner(model)
+    frames = _frames(5)
+    if channels_last:  # the change score takes the max-pool path on these
+        frames = [f.contiguous(memory_format=torch.channels_last) for f in frames]
+    corrupt = frames[0].clone()
+    corrupt[0, 1, 5, 7] = bad_value
+    with pytest.raises(ValueError, match=r"frame 0 has non-finite values .* at 1 pixels"):
+        hit.step(corrupt)  # on frame 0 (the dense path)
+    for t, frame in enumerate(frames):
+        if t == 2:
+            corrupt = frame.clone()
+            corrupt[0, :, 3:5, 9] = bad_value
+            with pytest.raises(ValueError, match=r"frame 2 has non-finite .* at 2 pixels"):
+                hit.step(corrupt)  # mid-stream (the sparse path): nothing changes
+        torch.testing.assert_close(hit.step(frame), clean.step(frame), rtol=0, atol=0)
+        assert hit.frames_seen == clean.frames_seen
+
+
 @pytest.mark.parametrize("shift", ["none", "causal"])
 def test_refresh_every_recomputes_densely(shift):
     model = _model(shift=shift)
