@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import torch
 
 from .tsm import TSMNet, check_frames
+
+if TYPE_CHECKING:
+    from .runtime import ExecuTorchStreamingRunner, OnnxStreamingRunner
+
+_RUNTIMES = {".onnx": "OnnxStreamingRunner", ".pte": "ExecuTorchStreamingRunner"}
 
 __all__ = ["StreamingRunner"]
 
@@ -40,6 +49,32 @@ class StreamingRunner:
         self._buffers: tuple[torch.Tensor, ...] | None = None
         self._frame_shape: tuple[int, ...] | None = None
         self.frames_seen = 0
+
+    @staticmethod
+    def from_export(
+        path: str | os.PathLike[str], *, num_threads: int = 1
+    ) -> OnnxStreamingRunner | ExecuTorchStreamingRunner:
+        """The runner of a file written by ``export(model, fmt, path, streaming=True)``, with
+        the same ``step`` / ``reset`` / ``frames_seen`` as this class: ``.onnx`` (float or
+        int8) runs in ONNX Runtime (:class:`~edgeinfer.video.OnnxStreamingRunner`), ``.pte``
+        in ExecuTorch (:class:`~edgeinfer.video.ExecuTorchStreamingRunner`).
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ValueError: another suffix, or the file is not a streaming export.
+            ImportError: the runtime is not installed (with the install command).
+        """
+        from . import runtime
+
+        path = Path(path)
+        if path.suffix not in _RUNTIMES:
+            raise ValueError(
+                f"path must name an exported streaming model ({', '.join(_RUNTIMES)}); got "
+                f"{str(path)!r}"
+            )
+        if not path.is_file():
+            raise FileNotFoundError(f"no exported model at {str(path)!r}")
+        return getattr(runtime, _RUNTIMES[path.suffix])(path, num_threads=num_threads)
 
     def reset(self) -> None:
         """Forget the stream: the next frame is treated as frame 0 and may have any size."""

@@ -46,6 +46,21 @@ def test_streaming_onnx_equals_torch_per_frame(tmp_path, name, width):
     )
 
 
+def test_streaming_runner_from_export_picks_the_runtime(tmp_path):
+    model, clip = _model()
+    path = export(model, "onnx", tmp_path / "stream.onnx", height=SIZE, width=SIZE)
+    runner, reference = StreamingRunner.from_export(str(path)), StreamingRunner(model)
+    assert isinstance(runner, OnnxStreamingRunner)
+    for frame in clip[:2]:
+        torch.testing.assert_close(
+            runner.step(frame), reference.step(frame), atol=ORT_ATOL, rtol=ORT_ATOL
+        )
+    with pytest.raises(ValueError, match=r"\.onnx, \.pte.*model\.pt"):
+        StreamingRunner.from_export(tmp_path / "model.pt")
+    with pytest.raises(FileNotFoundError, match=r"missing\.pte"):
+        StreamingRunner.from_export(tmp_path / "missing.pte")
+
+
 def test_offline_bidirectional_onnx_equals_torch(tmp_path):
     import onnxruntime
 
