@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .delta import DeltaRunner
 from .stream import StreamingRunner
 
 __all__ = [
@@ -274,6 +275,11 @@ def frame_to_tensor(frame: np.ndarray) -> torch.Tensor:
 class GatedRunner:
     """Run a :class:`StreamingRunner` only on frames its :class:`FrameGate` lets through.
 
+    The runner may also be a :class:`~edgeinfer.video.DeltaRunner`: skipped frames then cost
+    nothing and processed ones recompute the early stages only where the picture changed since
+    the last *processed* frame (its reference follows the processed frames, like the shift
+    buffers).
+
     ``step(frame)`` returns fresh logits ``(1, num_classes)`` for a processed frame and the
     *same tensor* as last time for a skipped one. The shift buffers advance on processed frames
     only, so the temporal shift mixes the current frame's features with those of the last
@@ -297,7 +303,7 @@ class GatedRunner:
     otherwise the frame is processed (:meth:`FrameGate.decide` with ``force=True``).
 
     Args:
-        runner: the streaming runner of a causal (or TSN) model.
+        runner: the streaming runner (or delta runner) of a causal (or TSN) model.
         gate: the change gate; ``FrameGate()`` when omitted. Its ``temporal_depth`` is set to
             the model's number of shift sites (0 for TSN), the ``settle`` it uses unless its
             config fixes one.
@@ -307,22 +313,22 @@ class GatedRunner:
             always, when the gate skips; ``inf``: never, every frame runs).
 
     Raises:
-        TypeError: ``runner`` not a StreamingRunner, ``gate`` not a FrameGate,
+        TypeError: ``runner`` not a StreamingRunner or DeltaRunner, ``gate`` not a FrameGate,
             ``preprocess`` not callable, or ``min_margin`` not a number.
         ValueError: ``min_margin`` negative or nan.
     """
 
     def __init__(
         self,
-        runner: StreamingRunner,
+        runner: StreamingRunner | DeltaRunner,
         gate: FrameGate | None = None,
         preprocess: Callable[[np.ndarray], torch.Tensor] = frame_to_tensor,
         *,
         min_margin: float = 0.0,
     ) -> None:
-        if not isinstance(runner, StreamingRunner):
+        if not isinstance(runner, StreamingRunner | DeltaRunner):
             raise TypeError(
-                f"runner must be a StreamingRunner (StreamingRunner(model)); "
+                f"runner must be a StreamingRunner or DeltaRunner (StreamingRunner(model)); "
                 f"got {type(runner).__name__}"
             )
         gate = FrameGate() if gate is None else gate

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from edgeinfer.datasets.static_stream import generate_static_stream
+from edgeinfer.video.delta import DeltaConfig, DeltaRunner
 from edgeinfer.video.registry import create_model
 from edgeinfer.video.skip import (
     FrameGate,
@@ -152,9 +153,29 @@ def test_gated_runner_reuses_logits_and_advances_buffers_on_processed_frames_onl
     assert gated.stats == GateStats(0, 0) and gated.runner.frames_seen == 0
 
 
+def test_gated_delta_runner_equals_the_gated_streaming_runner(stream):
+    # threshold 0: the delta runner is the dense model up to float rounding, so the gate sees
+    # the same outputs (near-tie reuse included) and makes the same decisions. Noise-free
+    # frames, so that the changes stay local and processed frames run sparsely
+    _, _, model = stream
+    frames, _ = generate_static_stream(5, frames=40, size=(48, 64), event_rate=0.05, noise=0.0)
+    config = GateConfig(max_skip=5)
+    plain = GatedRunner(StreamingRunner(model), FrameGate(config))
+    delta = GatedRunner(DeltaRunner(model, DeltaConfig(threshold=0.0)), FrameGate(config))
+    sparse = []
+    for frame in frames:
+        expected, got = plain.step(frame), delta.step(frame)
+        scale = float(expected.abs().max())
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * scale)
+        sparse.append(not delta.runner.last_stats.dense)
+    assert delta.stats == plain.stats and delta.stats.skipped > 0
+    assert delta.runner.frames_seen == delta.stats.processed
+    assert any(sparse)  # processed frames after the first ran on their changes only
+
+
 def test_gated_runner_checks_its_parts(stream):
     _, _, model = stream
-    with pytest.raises(TypeError, match="runner must be a StreamingRunner"):
+    with pytest.raises(TypeError, match="runner must be a StreamingRunner or DeltaRunner"):
         GatedRunner(model)
     with pytest.raises(TypeError, match="gate must be a FrameGate"):
         GatedRunner(StreamingRunner(model), GateConfig())
