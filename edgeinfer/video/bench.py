@@ -29,6 +29,12 @@ Cases (baseline vs candidate, same process, same input):
   thumbnail with OpenCV, mean absolute difference to the last one) vs
   :meth:`~edgeinfer.video.FrameGate.decide` (a strided 18x32 sample, integer grey); quality =
   the pixels each reads.
+- ``gate-delta-stream-224``: a noise-free 224x224 static-camera stream (120 frames, objects
+  arriving at 0.01 per frame) through the seeded MobileNetV2 TSM, every frame with
+  :class:`~edgeinfer.video.StreamingRunner` vs ``GatedRunner(DeltaRunner(model))`` (skip quiet
+  frames, update only the changes on the others, threshold 0); quality = the largest logit
+  difference over the stream relative to the largest logit (reused outputs included), the
+  fraction of frames skipped and the fraction with a moving object.
 - ``delta-prefix-<p>%``: a blob covering ``p`` % of a 224x224 frame changes (every other call:
   the frames alternate); the early stages the delta path covers (MobileNetV2 stem + blocks 0-1,
   six convs, 112x112 and 56x56), computed densely as the streaming runner does vs
@@ -234,6 +240,46 @@ def _pixels_read(_, __, state) -> dict[str, float]:
     return {"resize reads px": height * width, "gate reads px": rows * cols}
 
 
+def _setup_gate_delta(frames: int) -> dict[str, Any]:
+    from ..datasets.static_stream import generate_static_stream
+    from .delta import DeltaConfig, DeltaRunner
+    from .skip import GatedRunner
+    from .stream import StreamingRunner
+
+    model = _mobilenet("causal")
+    stream, events = generate_static_stream(
+        0, frames=frames, size=(_SIDE, _SIDE), event_rate=0.01, noise=0.0
+    )
+    return {"frames": stream, "events": events, "every": StreamingRunner(model),
+            "gated": GatedRunner(DeltaRunner(model, DeltaConfig(threshold=0.0)))}
+
+
+def _stream_every(state: dict[str, Any]):
+    import torch
+
+    from .skip import frame_to_tensor
+
+    runner = state["every"]
+    runner.reset()
+    return torch.cat([runner.step(frame_to_tensor(frame)) for frame in state["frames"]])
+
+
+def _stream_gated(state: dict[str, Any]):
+    import torch
+
+    gated = state["gated"]
+    gated.reset()
+    logits = torch.cat([gated.step(frame) for frame in state["frames"]])
+    return logits, gated.stats.skipped / len(state["frames"])
+
+
+def _quality_gate_delta(every, gated, state) -> dict[str, float]:
+    logits, skipped = gated
+    error = float((logits - every).abs().max())
+    return {"rel err": error / max(float(every.abs().max()), 1e-30), "skipped": skipped,
+            "events": float(state["events"].mean())}
+
+
 # delta ----------------------------------------------------------------------------------------
 
 
@@ -329,6 +375,8 @@ def make_cases() -> list[Case]:
              _quality_gate, quick=False, count_macs=False),
         Case("gate-crowded-stream", lambda: _setup_gate(4, 300, 0.03), _every_frame, _gated,
              _quality_gate, quick=False, count_macs=False),
+        Case("gate-delta-stream-224", lambda: _setup_gate_delta(120), _stream_every,
+             _stream_gated, _quality_gate_delta, quick=False, count_macs=False),
         Case("gate-cost-720p", _setup_gate_cost, _resize_gate,
              lambda state: state["gate"].decide(_next_frame(state, "gate")), _pixels_read,
              quick=True, count_macs=False),

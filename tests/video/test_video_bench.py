@@ -56,3 +56,21 @@ def test_gate_cost_case_steps_each_gate_through_the_stream():
     rows, cols = state["gate"].config.thumbnail
     quality = case.quality(None, None, state)
     assert quality == {"resize reads px": 720 * 1280, "gate reads px": rows * cols}
+
+
+def test_gated_delta_stream_case_matches_every_frame():
+    from edgeinfer.video.bench import (
+        _quality_gate_delta,
+        _setup_gate_delta,
+        _stream_every,
+        _stream_gated,
+    )
+
+    state = _setup_gate_delta(24)
+    with torch.no_grad():
+        every, gated = _stream_every(state), _stream_gated(state)
+    quality = _quality_gate_delta(every, gated, state)
+    assert every.shape == gated[0].shape == (24, 9)
+    assert quality["rel err"] < 1e-4  # threshold 0, noise-free: reused outputs are exact
+    assert 0.0 < quality["skipped"] < 1.0
+    assert state["gated"].runner.frames_seen == state["gated"].stats.processed
