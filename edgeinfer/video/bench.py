@@ -313,10 +313,10 @@ def _setup_delta_prefix(fraction: float, baseline: str, method: str) -> dict[str
 
 
 def _alternate_call(key: str, call):
-    """Call ``call(state[key], frame)`` on the other frame of the pair each time."""
+    """Call ``call(state[key], frame)`` on side ``key``'s next frame (:func:`_next_frame`; a
+    pair of frames alternates)."""
     def run(state: dict[str, Any]):
-        state["turn"][key] ^= 1
-        return call(state[key], state["frames"][state["turn"][key]])
+        return call(state[key], _next_frame(state, key))
     return run
 
 
@@ -341,10 +341,7 @@ def _setup_delta(fraction: float) -> dict[str, Any]:
 
 def _alternate(key: str):
     """Step runner ``key`` on the other frame of the pair each call (``fraction`` changes)."""
-    def run(state: dict[str, Any]):
-        state["turn"][key] ^= 1
-        return state[key].step(state["frames"][state["turn"][key]])
-    return run
+    return _alternate_call(key, lambda runner, frame: runner.step(frame))
 
 
 def _max_abs(reference, result, _) -> dict[str, float]:
@@ -378,7 +375,7 @@ def make_cases() -> list[Case]:
         Case("gate-delta-stream-224", lambda: _setup_gate_delta(120), _stream_every,
              _stream_gated, _quality_gate_delta, quick=False, count_macs=False),
         Case("gate-cost-720p", _setup_gate_cost, _resize_gate,
-             lambda state: state["gate"].decide(_next_frame(state, "gate")), _pixels_read,
+             _alternate_call("gate", lambda gate, frame: gate.decide(frame)), _pixels_read,
              quick=True, count_macs=False),
     ]
     dense_prefix = _alternate_call("dense", lambda dense, frame: dense(frame))

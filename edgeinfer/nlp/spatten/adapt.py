@@ -315,13 +315,9 @@ def adapted_model(
                 for role in _ADAPTED_ROLES for part in ("down", "up")}  # fmt: skip
     params = dict(model.named_parameters())
     for name, tensor in state.items():
-        if name.startswith("adapter."):
-            if name not in adapters:
-                raise KeyError(f"state names {name!r}, which the model does not have")
-            continue
-        if name not in params:
+        if name not in (adapters if name.startswith("adapter.") else params):
             raise KeyError(f"state names {name!r}, which the model does not have")
-        if params[name].shape != tensor.shape:
+        if name in params and params[name].shape != tensor.shape:
             raise ValueError(
                 f"{name}: the model has shape {tuple(params[name].shape)}, the state "
                 f"{tuple(tensor.shape)}; was it trained for another model?"
