@@ -1,5 +1,6 @@
 """Pruning-aware distillation (spatten/adapt.py) on the real all-MiniLM-L6-v2, tiny inputs."""
 
+import copy
 import os
 
 import pytest
@@ -113,6 +114,18 @@ def test_errors_name_the_fix(base, tmp_path):
         AdaptConfig(eval_every=0)
     with pytest.raises(KeyError, match="does not have"):
         adapted_model(base.model, {"encoder.layer.9.output.dense.bias": torch.zeros(384)})
+    model = copy.deepcopy(base.model)
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    bias = {"encoder.layer.0.output.dense.bias": torch.ones(384)}  # valid: would be written
+    wrong = {"adapter.0.ffn_in.down": torch.zeros(4, 384),
+             "adapter.0.ffn_in.up": torch.zeros(384, 4)}  # up must be (1536, 4)
+    with pytest.raises(ValueError, match=r"ffn_in\.up: the model has shape \(1536, 4\)"):
+        adapted_model(model, {**bias, **wrong}, in_place=True)
+    half = {"adapter.0.ffn_out.down": torch.zeros(4, 1536)}
+    with pytest.raises(ValueError, match=r"ffn_out: the state has one of its down/up"):
+        adapted_model(model, {**bias, **half}, in_place=True)
+    for name, tensor in model.state_dict().items():  # checked before anything was written
+        assert torch.equal(tensor, before[name]), name
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an adaptation checkpoint"):
         load_adaptation(tmp_path / "other.pt")

@@ -308,18 +308,28 @@ def adapted_model(
     Raises:
         KeyError: a name in ``state`` that ``model`` does not have (including adapters of
             layers or linears it does not have).
-        ValueError: a tensor whose shape does not match.
+        ValueError: a tensor whose shape does not match (adapters: ``down (r, in)`` and
+            ``up (out, r)`` of the linear), or half of an adapter.
     """
     _, layers = _encoder_parts(model)
-    adapters = {f"adapter.{i}.{role}.{part}" for i in range(len(layers))
-                for role in _ADAPTED_ROLES for part in ("down", "up")}  # fmt: skip
-    params = dict(model.named_parameters())
+    expected = {name: tuple(tensor.shape) for name, tensor in model.named_parameters()}
+    for index, layer in enumerate(layers):  # adapters: down (r, in) and up (out, r), paired
+        found = layer_linears(layer, None)
+        for role in _ADAPTED_ROLES:
+            key = f"adapter.{index}.{role}"
+            down, up = state.get(f"{key}.down"), state.get(f"{key}.up")
+            if (down is None) != (up is None):
+                raise ValueError(f"{key}: the state has one of its down/up tensors, not both")
+            out_features, in_features = found[role].weight.shape
+            rank = int(down.shape[0]) if down is not None and down.dim() == 2 else 0
+            expected[f"{key}.down"] = (rank, int(in_features))
+            expected[f"{key}.up"] = (int(out_features), rank)
     for name, tensor in state.items():
-        if name not in (adapters if name.startswith("adapter.") else params):
+        if name not in expected:
             raise KeyError(f"state names {name!r}, which the model does not have")
-        if name in params and params[name].shape != tensor.shape:
+        if tuple(tensor.shape) != expected[name]:
             raise ValueError(
-                f"{name}: the model has shape {tuple(params[name].shape)}, the state "
+                f"{name}: the model has shape {expected[name]}, the state "
                 f"{tuple(tensor.shape)}; was it trained for another model?"
             )
     adapted = (model if in_place else copy.deepcopy(model)).eval()
