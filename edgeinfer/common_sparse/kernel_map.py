@@ -95,7 +95,7 @@ class KernelMap:
         n_in / n_out: number of input / output sites.
         transposed: True for a map made by ``transpose_kernel_map``.
         derived: a dict where code using the map keeps what it derives from the pairs once
-            (e.g. ``sparse_conv``'s scatter matrices); the pairs themselves never change.
+            (e.g. ``sparse_conv``'s output-row blocks); the pairs themselves never change.
     """
 
     in_rows: tuple[torch.Tensor, ...]
@@ -104,7 +104,7 @@ class KernelMap:
     n_in: int
     n_out: int
     transposed: bool = False
-    # derived data computed once per map by its users (e.g. the conv's scatter matrices)
+    # derived data computed once per map by its users (e.g. the conv's output-row blocks)
     derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

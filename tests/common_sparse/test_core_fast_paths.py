@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import edgeinfer.common_sparse.conv as conv_module
 from edgeinfer.common_sparse import (
     CoordTable,
+    KernelMap,
     build_strided_map,
     build_submanifold_map,
     kernel_offsets,
@@ -105,25 +106,54 @@ def _conv_inputs(n_out_channels=7, seed=0):
 
 
 @pytest.mark.parametrize(("chunk_rows", "batch_rows"), [(7, 5), (64, 1000), (4096, 1 << 16)])
-@pytest.mark.parametrize("scipy_in_place", [True, False])
+@pytest.mark.parametrize("max_group", [1, 4])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_no_grad_path_is_bitwise_the_autograd_path(monkeypatch, chunk_rows, batch_rows,
-                                                   scipy_in_place, dtype):
+                                                   max_group, dtype):
+    # small batch_rows: many output-row blocks; max_group 4: products of bmm-batched offsets
     monkeypatch.setattr(conv_module, "CHUNK_ROWS", chunk_rows)
-    monkeypatch.setattr(conv_module, "BATCH_ROWS", batch_rows)
-    if not scipy_in_place:  # the index_add_ fallback (used if scipy's private loop moves)
-        monkeypatch.setattr(conv_module, "_csr_matvecs", None)
+    monkeypatch.setattr(conv_module, "BATCH_BYTES", batch_rows * 4 * 7)
+    plan = conv_module.ConvPlan(group_ratio=0.5, max_group=max_group)
     coords, feats, weight = _conv_inputs()
     feats, weight = feats.to(dtype), weight.to(dtype)
-    for kernel_map in (build_submanifold_map(coords, 3), build_strided_map(coords, 3, 2)[0]):
-        k = kernel_map.volume
+    down = build_strided_map(coords, 3, 2)[0]
+    for kernel_map in (build_submanifold_map(coords, 3), down, transpose_kernel_map(down)):
+        k, rows = kernel_map.volume, feats[: kernel_map.n_in]
         with torch.no_grad():
-            fast = sparse_conv(feats, weight[:k], kernel_map, kernel_map.n_out)
-            again = sparse_conv(feats, weight[:k], kernel_map, kernel_map.n_out)  # cached
-        slow = sparse_conv(feats, weight[:k].clone().requires_grad_(), kernel_map,
-                           kernel_map.n_out)
+            fast = sparse_conv(rows, weight[:k], kernel_map, kernel_map.n_out, plan)
+            again = sparse_conv(rows, weight[:k], kernel_map, kernel_map.n_out, plan)  # cached
+        slow = sparse_conv(rows, weight[:k].clone().requires_grad_(), kernel_map,
+                           kernel_map.n_out, plan)
+        reference = torch.zeros(kernel_map.n_out, weight.shape[2], dtype=torch.float64)
+        for j in range(k):
+            reference.index_add_(0, kernel_map.out_rows[j],
+                                 rows[kernel_map.in_rows[j]].double() @ weight[j].double())
         assert torch.equal(fast, slow.detach())
         assert torch.equal(again, fast)
+        torch.testing.assert_close(fast.double(), reference, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_pairs_in_any_order_within_an_offset_give_the_same_bits(monkeypatch, grad):
+    # maps built here list each offset's pairs by output row; a map whose pairs come in
+    # another order (e.g. made by hand) must give the same sums, on every block size
+    monkeypatch.setattr(conv_module, "BATCH_BYTES", 300 * 4 * 7)
+    coords, feats, weight = _conv_inputs(seed=3)
+    built = build_submanifold_map(coords, 3)
+    gen = torch.Generator().manual_seed(8)
+    shuffled = [torch.randperm(rows.numel(), generator=gen) for rows in built.in_rows]
+    mixed = KernelMap(tuple(r[p] for r, p in zip(built.in_rows, shuffled, strict=True)),
+                      tuple(r[p] for r, p in zip(built.out_rows, shuffled, strict=True)),
+                      built.offsets, built.n_in, built.n_out)
+    weight = weight.clone().requires_grad_(grad)
+    with torch.set_grad_enabled(grad):
+        # the centre offset is not recognised as the identity in the shuffled map: the
+        # reference is the built map without its identity shortcut
+        plain = KernelMap(tuple(r.clone() for r in built.in_rows), built.out_rows,
+                          built.offsets, built.n_in, built.n_out)
+        expected = sparse_conv(feats, weight, plain, built.n_out)
+        got = sparse_conv(feats, weight, mixed, built.n_out)
+    assert torch.equal(got, expected)
 
 
 def test_half_precision_no_grad_path_matches_autograd_path():
