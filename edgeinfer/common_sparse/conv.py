@@ -274,34 +274,43 @@ def _bag_blocks(kernel_map: KernelMap, order: list[int], rows: int,
     per_row = np.zeros(n_out, dtype=np.int64)
     for offset in offsets:
         per_row[offset.rows_out] += 1  # rows are unique within an offset
-    ends = np.cumsum(per_row)
-    n_blocks = max(1, -(-int(ends[-1]) // rows))
-    wanted = np.arange(1, n_blocks, dtype=np.int64) * int(ends[-1]) // n_blocks
-    cuts = sorted({0, n_out, *np.searchsorted(ends, wanted, side="right").tolist()})
+    starts = np.zeros(n_out + 1, dtype=np.int64)  # each output row's first bag slot
+    np.cumsum(per_row, out=starts[1:])
+    total = int(starts[-1])
+    n_blocks = max(1, -(-total // rows))
+    wanted = np.arange(1, n_blocks, dtype=np.int64) * total // n_blocks
+    cuts = np.array(sorted({0, n_out, *np.searchsorted(starts[1:], wanted, side="right")
+                            .tolist()}), dtype=np.int64)
+    # pairs of offset j inside block b: sorted places bounds[j, b]:bounds[j, b + 1]; they fill
+    # block places first[j, b]:... (offsets in plan order within a block)
+    bounds = np.stack([np.searchsorted(offset.rows_out, cuts) for offset in offsets])
+    counts = np.diff(bounds, axis=1)
+    first = np.cumsum(counts, axis=0) - counts
+    # each output row's products in plan order: offsets are visited in plan order and an
+    # output row has at most one pair per offset (a counting sort, no comparisons); every
+    # block's bag slots are one slice of these arrays, built in one go
+    bag_index, slot = np.empty(total, dtype=np.int64), starts[:-1].copy()
+    for j, offset in enumerate(offsets):
+        shift = np.repeat(first[j] - bounds[j, :-1], counts[j])
+        bag_index[slot[offset.rows_out]] = np.arange(offset.rows_out.size) + shift
+        slot[offset.rows_out] += 1
+    bag_offsets = starts[:-1] - np.repeat(starts[cuts[:-1]], np.diff(cuts))
+    bag_index_t, bag_offsets_t = torch.from_numpy(bag_index), torch.from_numpy(bag_offsets)
     blocks = []
-    for lo, hi in itertools.pairwise(cuts):
-        segments, local, first = [], [], 0
-        for offset in offsets:
-            a, b = np.searchsorted(offset.rows_out, (lo, hi)).tolist()
-            if b > a:
-                segments.append((offset, first, first + b - a, a, b))
-                local.append(offset.rows_out[a:b] - lo)
-                first += b - a
-        bag_offsets = np.zeros(hi - lo, dtype=np.int64)
-        np.cumsum(per_row[lo: hi - 1], out=bag_offsets[1:])
-        # each output row's products in plan order: offsets are visited in plan order and
-        # an output row has at most one pair per offset (a counting sort, no comparisons)
-        bag_index, slot = np.empty(first, dtype=np.int64), bag_offsets.copy()
-        for (_, start, stop, _, _), rows_local in zip(segments, local, strict=True):
-            bag_index[slot[rows_local]] = np.arange(start, stop)
-            slot[rows_local] += 1
+    for b, (lo, hi) in enumerate(itertools.pairwise(cuts.tolist())):
+        segments = tuple(
+            (offset, int(first[j, b]), int(first[j, b] + counts[j, b]), int(bounds[j, b]),
+             int(bounds[j, b + 1]))
+            for j, offset in enumerate(offsets) if counts[j, b]
+        )
         steps = tuple(
             (offset.k, offset.rows_in[a + lo_: a + hi_], start + lo_, start + hi_)
-            for offset, start, _, a, b in segments
-            for lo_, hi_ in _chunks(b - a, chunk)
+            for offset, start, _, a, end in segments
+            for lo_, hi_ in _chunks(end - a, chunk)
         )
-        blocks.append(_BagBlock(lo, hi, first, tuple(segments), steps,
-                                torch.from_numpy(bag_index), torch.from_numpy(bag_offsets)))
+        size = int(starts[hi] - starts[lo])
+        blocks.append(_BagBlock(lo, hi, size, segments, steps,
+                                bag_index_t[starts[lo]: starts[hi]], bag_offsets_t[lo:hi]))
     cache[key] = blocks
     return blocks
 
