@@ -262,9 +262,10 @@ def _chunks(size: int, chunk: int) -> list[tuple[int, int]]:
 
 def _bag_blocks(kernel_map: KernelMap, order: list[int], rows: int,
                 chunk: int) -> list[_BagBlock]:
-    """Blocks of output rows with about ``rows`` pairs each (at least one output row), for the
-    offset ``order``, with gather -> GEMM steps of at most ``chunk`` rows; built once per map,
-    order and sizes (kept in ``kernel_map.derived``)."""
+    """Blocks of output rows with about ``rows`` pairs each, for the offset ``order``, with
+    gather -> GEMM steps of at most ``chunk`` rows (a block holds at least one output row and
+    one pair: a row range without pairs is left out); built once per map, order and sizes
+    (kept in ``kernel_map.derived``)."""
     cache = kernel_map.derived.setdefault("bag_blocks", {})
     key = (tuple(order), rows, chunk)
     if key in cache:
@@ -309,6 +310,8 @@ def _bag_blocks(kernel_map: KernelMap, order: list[int], rows: int,
             for lo_, hi_ in _chunks(end - a, chunk)
         )
         size = int(starts[hi] - starts[lo])
+        if not size:  # output rows without pairs (here) get nothing added
+            continue
         blocks.append(_BagBlock(lo, hi, size, segments, steps,
                                 bag_index_t[starts[lo]: starts[hi]], bag_offsets_t[lo:hi]))
     cache[key] = blocks

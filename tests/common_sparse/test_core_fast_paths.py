@@ -156,6 +156,25 @@ def test_pairs_in_any_order_within_an_offset_give_the_same_bits(monkeypatch, gra
     assert torch.equal(got, expected)
 
 
+@pytest.mark.parametrize("grad", [False, True])
+def test_output_rows_without_pairs_and_blocks_smaller_than_a_row(monkeypatch, grad):
+    # rows 0-2 and 5 receive nothing, row 3 receives more pairs than a block holds
+    monkeypatch.setattr(conv_module, "BATCH_BYTES", 2 * 4 * 3)  # 2 pair rows at 3 channels
+    rows_in = (torch.tensor([0, 1]), torch.tensor([2, 0]), torch.tensor([1]))
+    rows_out = (torch.tensor([3, 4]), torch.tensor([3, 4]), torch.tensor([3]))
+    kernel_map = KernelMap(rows_in, rows_out, kernel_offsets(3, 1), 3, 6)
+    gen = torch.Generator().manual_seed(2)
+    feats = torch.randn(3, 2, generator=gen, dtype=torch.float64)
+    weight = torch.randn(3, 2, 3, generator=gen, dtype=torch.float64).requires_grad_(grad)
+    with torch.set_grad_enabled(grad):
+        got = sparse_conv(feats, weight, kernel_map, 6)
+    expected = torch.zeros(6, 3, dtype=torch.float64)
+    for k in range(3):
+        expected.index_add_(0, rows_out[k], feats[rows_in[k]] @ weight[k].detach())
+    torch.testing.assert_close(got.detach(), expected)
+    assert not got[[0, 1, 2, 5]].any()
+
+
 def test_half_precision_no_grad_path_matches_autograd_path():
     coords, feats, weight = _conv_inputs()
     feats, weight = feats.to(torch.bfloat16), weight.to(torch.bfloat16)
