@@ -108,8 +108,9 @@ class SpAttenConfig:
     tuning split of ``nlp/tuning.py`` (Lee background corpus, not the reported sets): pairwise-
     similarity Spearman to the unpruned model 0.944 on documents and 0.876 on sentences,
     against 0.950 / 0.888 for the same keep ratio over layers 1-4 (slower: more rows reach
-    the later layers) and 0.923 / 0.829 for keep 0.5. Reported quality and speed-up:
-    ``edgeinfer bench nlp``.
+    the later layers), 0.923 / 0.829 for keep 0.5, and 0.925 / 0.806 for keep 0.6 after
+    layer 0 alone (faster; ``scripts/spatten_frontier.py`` measures speed and quality of
+    these settings side by side). Reported quality and speed-up: ``edgeinfer bench nlp``.
 
     Attributes:
         token_keep: fraction of each sequence's tokens kept after the last token-pruning layer.
