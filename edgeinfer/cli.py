@@ -134,6 +134,22 @@ def _select_benchmarks(name: str):
                      + _closest(name, choices))
 
 
+def _only(selected: list, only: str, target: str) -> list:
+    """The benchmarks of ``selected`` named in the comma list ``only``, in their own order (an
+    engine's name may also be the name of one of its benchmarks: ``bench nlp --only nlp``)."""
+    names = [name.strip() for name in only.split(",") if name.strip()]
+    available = [f.benchmark.name for f in selected]
+    if not names:
+        raise UsageError(
+            f"edgeinfer bench: --only needs a comma list of benchmark names; got {only!r}")
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise UsageError(
+            f"edgeinfer bench: --only: {', '.join(map(repr, unknown))} is not a benchmark of "
+            f"{target!r}; its benchmarks: {', '.join(available) or 'none'}")
+    return [f for f in selected if f.benchmark.name in names]
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import parse_threads
 
@@ -142,6 +158,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"edgeinfer bench: --threads: {exc}") from None
     selected, unbuilt = _select_benchmarks(args.target)
+    if args.only is not None:
+        selected = _only(selected, args.only, args.target)
     for engine in unbuilt:
         print(f"edgeinfer bench: the {engine} engine is not built yet; no benchmark to run.",
               file=sys.stderr)
@@ -175,6 +193,9 @@ def _build_parser() -> _Parser:
     bench.add_argument("--json", type=Path, help="write every number as JSON to this file")
     bench.add_argument("--markdown", type=Path, help="write the tables to this Markdown file")
     bench.add_argument("--plot-dir", type=Path, help="write PNG plots of curve-shaped results")
+    bench.add_argument("--only", metavar="NAMES",
+                       help="comma list: run only these of the target's benchmarks "
+                            "(e.g. `bench nlp --only nlp` for the SpAtten table alone)")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -106,3 +106,19 @@ def test_every_nlp_benchmark_is_reachable_by_name_by_engine_and_by_all():
         assert [f.benchmark.name for f in selected] == [name] and not unbuilt
     assert [f.benchmark.name for f in _select_benchmarks("nlp")[0]] == list(names)
     assert set(names) <= {f.benchmark.name for f in _select_benchmarks("all")[0]}
+
+
+def test_only_picks_benchmarks_within_the_target():
+    from edgeinfer.cli import _only, _select_benchmarks
+
+    selected, _ = _select_benchmarks("nlp")
+    assert [f.benchmark.name for f in _only(selected, "nlp", "nlp")] == ["nlp"]
+    assert [f.benchmark.name for f in _only(selected, "nlp-hat, nlp", "nlp")] == ["nlp", "nlp-hat"]
+
+
+def test_only_rejects_a_name_outside_the_target(capsys):
+    assert main(["bench", "nlp", "--only", "nlp,video"]) == 2
+    err = capsys.readouterr().err
+    assert "'video' is not a benchmark of 'nlp'" in err and "nlp, nlp-kv, nlp-hat" in err
+    assert main(["bench", "video", "--only", " , "]) == 2
+    assert "--only needs a comma list" in capsys.readouterr().err
