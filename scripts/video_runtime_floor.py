@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeinfer.bench.allocator import steady_allocator
 from edgeinfer.video import export
 from edgeinfer.video.bench import _frame, _mobilenet
 from edgeinfer.video.runtime import ExecuTorchStreamingRunner, OnnxStreamingRunner
@@ -133,7 +134,7 @@ def main() -> None:
             "ExecuTorch XNNPACK fp32": lambda: pte_runner.step(frame),
         }
         times: dict[str, list[float]] = {name: [] for name in runners}
-        with torch.inference_mode():
+        with steady_allocator(), torch.inference_mode():  # as the benchmark harness does
             for fn in runners.values():
                 fn()  # warm-up
             for _ in range(args.repeats):

@@ -37,6 +37,19 @@ def test_sampled_importance_equals_the_sum_over_the_chosen_rows():
     torch.testing.assert_close(token_importance(query, key, mask, count=3), expected)
 
 
+def test_importance_of_a_sequence_alone_equals_it_padded_in_a_batch():
+    # alone (no padding) takes the unmasked fast path, in the batch the masked one
+    torch.manual_seed(0)
+    query, key = torch.randn(2, 3, 11, 4), torch.randn(2, 3, 11, 4)
+    mask = _mask([11, 7], 11)
+    batched = token_importance(query, key, mask, count=4)
+    for row, length in enumerate((11, 7)):
+        alone = token_importance(query[row:row + 1, :, :length], key[row:row + 1, :, :length],
+                                 mask[row:row + 1, :length], count=4)
+        torch.testing.assert_close(alone[0], batched[row, :length])
+        assert torch.all(batched[row, length:] == 0)
+
+
 def test_score_rows_are_evenly_spaced_real_rows_independent_of_the_batch():
     mask = torch.tensor([[1] * 10, [1, 1, 1] + [0] * 7, [0, 0] + [1] * 5 + [0] * 3]).bool()
     rows, weights = score_rows(mask, 4)

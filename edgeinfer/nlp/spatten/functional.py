@@ -7,6 +7,7 @@ the front of each row in their original order, so a shorter sequence is padded a
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 
@@ -107,6 +108,12 @@ def score_rows(mask: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tens
     return rows.masked_fill(~valid, 0), valid.to(torch.float32)
 
 
+@functools.lru_cache(maxsize=64)
+def _even_rows(length: int, count: int) -> torch.Tensor:
+    """``score_rows`` of a sequence of ``length`` real tokens, as one ``(q,)`` index."""
+    return score_rows(torch.ones(1, length, dtype=torch.bool), count)[0][0]
+
+
 def token_importance(
     query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor, count: int
 ) -> torch.Tensor:
@@ -117,6 +124,10 @@ def token_importance(
     produces the layer output: ``query, key (B, h, L, d)``, ``mask (B, L)``.
     """
     batch, heads, length, head_size = query.shape
+    if bool(mask.all()):  # no padding: every sequence samples the same rows, no masking
+        sampled = query if count >= length else query.index_select(2, _even_rows(length, count))
+        logits = (sampled * head_size**-0.5) @ key.transpose(-1, -2)  # (B, h, q, L)
+        return torch.softmax(logits, dim=-1).sum(dim=(1, 2))
     if count >= length:  # every row: no gather needed
         rows, weights = None, mask.to(query.dtype)
         sampled = query
