@@ -12,7 +12,7 @@ from .macs import count_macs
 from .memory import PeakMemory, measure_peak_rss, measure_peak_rss_in_child
 from .profile import DeviceProfile, available_cores, device_profile, parse_threads
 from .quality import cosine_similarity, max_abs_error, relative_error
-from .report import format_table, render_markdown, to_json, write_plot
+from .report import format_table, render_markdown, to_json, tradeoff_points, write_plot
 from .runner import BenchmarkResult, CaseResult, RunConfig, run_benchmark, run_case
 from .timing import PairTiming, Stats, summarize, time_pair
 
@@ -46,5 +46,6 @@ __all__ = [
     "summarize",
     "time_pair",
     "to_json",
+    "tradeoff_points",
     "write_plot",
 ]

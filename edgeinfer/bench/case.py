@@ -60,13 +60,42 @@ class Case:
 class PlotSpec:
     """A curve-shaped benchmark: plot latency and speed-up against ``params[x]``.
 
-    ``series`` optionally names a param whose values get one line each.
+    ``series`` optionally names a param whose values get one line each; ``series_labels``
+    names those values in the legend (``((value, "name"), ...)``; unnamed values show as
+    ``series=value``). ``tradeoff`` lists quality keys: each adds a panel of speed-up against
+    that quality value, one point per case that reports it (e.g. speed-up vs cosine).
+
+    Raises:
+        TypeError: a field of the wrong type.
     """
 
     x: str
     xlabel: str
     series: str | None = None
     log_x: bool = False
+    series_labels: tuple[tuple[float, str], ...] = ()
+    tradeoff: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        labels = self.series_labels
+        if not isinstance(labels, tuple) or not all(
+            isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], str)
+            for pair in labels
+        ):
+            raise TypeError(f"series_labels must be a tuple of (value, name) pairs; got {labels!r}")
+        if not isinstance(self.tradeoff, tuple) or not all(
+            isinstance(key, str) for key in self.tradeoff
+        ):
+            raise TypeError(f"tradeoff must be a tuple of quality keys; got {self.tradeoff!r}")
+
+    def series_label(self, value: object) -> str:
+        """The legend name of series ``value`` ("" without a series)."""
+        if self.series is None:
+            return ""
+        for known, name in self.series_labels:
+            if known == value:
+                return name
+        return f"{self.series}={value:g}" if isinstance(value, int | float) else f"{value}"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ __all__ = [
     "format_table",
     "render_markdown",
     "to_json",
+    "tradeoff_points",
     "write_plot",
 ]
 
@@ -140,8 +141,23 @@ def _json_default(value: object) -> object:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
+def tradeoff_points(
+    result: BenchmarkResult, spec: PlotSpec, key: str
+) -> dict[str, list[tuple[float, float]]]:
+    """``(quality[key], speed-up)`` of every case that reports ``key``, by series label."""
+    points: dict[str, list[tuple[float, float]]] = {}
+    for case in result.cases:
+        value = case.quality.get(key) if case.quality else None
+        if case.speedup is None or value is None or not math.isfinite(value):
+            continue
+        label = spec.series_label(case.params.get(spec.series)) if spec.series else ""
+        points.setdefault(label, []).append((float(value), case.speedup))
+    return points
+
+
 def write_plot(result: BenchmarkResult, spec: PlotSpec, path: Path) -> Path | None:
-    """Latency of both sides and speed-up against ``params[spec.x]``.
+    """Latency of both sides and speed-up against ``params[spec.x]``, plus one panel of
+    speed-up against each ``spec.tradeoff`` quality key.
 
     Returns the path, or ``None`` when fewer than two distinct x values were measured.
     """
@@ -152,28 +168,51 @@ def write_plot(result: BenchmarkResult, spec: PlotSpec, path: Path) -> Path | No
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     groups: dict[object, list[CaseResult]] = {}
     for row in rows:
         groups.setdefault(row.params.get(spec.series) if spec.series else None, []).append(row)
-    fig, (ax_ms, ax_speed) = plt.subplots(1, 2, figsize=(10, 4))
+    panels = 2 + len(spec.tradeoff)
+    nrows = (panels + 1) // 2
+    fig, axes = plt.subplots(nrows, 2, figsize=(10, 4 * nrows), squeeze=False)
+    ax_ms, ax_speed = axes.flat[0], axes.flat[1]
+    speedups = []
     for key, members in groups.items():
         members.sort(key=lambda c: c.params[spec.x])
         xs = [c.params[spec.x] for c in members]
-        suffix = f" ({spec.series}={key:g})" if key is not None else ""
-        base_ms = [c.baseline_wall.median for c in members]
-        cand_ms = [c.candidate_wall.median for c in members]
-        ax_ms.plot(xs, base_ms, "--o", label=result.baseline + suffix)
-        ax_ms.plot(xs, cand_ms, "-o", label=result.candidate + suffix)
-        ax_speed.plot(xs, [c.speedup for c in members], "-o", label=suffix.strip() or "speed-up")
+        label = spec.series_label(key)
+        suffix = f" ({label})" if label else ""
+        ax_ms.plot(xs, [c.baseline_wall.median for c in members], "--o",
+                   label=result.baseline + suffix)
+        ax_ms.plot(xs, [c.candidate_wall.median for c in members], "-o",
+                   label=result.candidate + suffix)
+        ax_speed.plot(xs, [c.speedup for c in members], "-o", label=label or "speed-up")
+        speedups += [c.speedup for c in members]
     ax_speed.axhline(1.0, color="grey", linewidth=0.8)
+    if max(speedups) > 20 * min(speedups):  # one series far above the rest: keep all visible
+        ax_speed.set_yscale("log")
+    ticks = sorted({c.params[spec.x] for c in rows})
     for axis, ylabel in ((ax_ms, "median ms"), (ax_speed, "speed-up ×")):
         axis.set_xlabel(spec.xlabel)
         axis.set_ylabel(ylabel)
         if spec.log_x:
             axis.set_xscale("log")
+            axis.set_xticks(ticks, [f"{tick:g}" for tick in ticks])
+            axis.xaxis.set_minor_formatter(NullFormatter())
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
+    for axis, key in zip(list(axes.flat)[2:], spec.tradeoff, strict=False):
+        for label, points in tradeoff_points(result, spec, key).items():
+            axis.plot(*zip(*points, strict=True), "o", label=label or "cases", alpha=0.8)
+        axis.axhline(1.0, color="grey", linewidth=0.8)
+        axis.set_xlabel(f"quality: {key}")
+        axis.set_ylabel("speed-up ×")
+        axis.set_title(f"speed-up vs {key}", fontsize=9)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[panels:]:
+        axis.set_visible(False)
     fig.suptitle(f"{result.title} — {result.threads} thread(s)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

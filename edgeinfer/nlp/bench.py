@@ -274,13 +274,19 @@ BENCHMARKS = (
             "Lee corpus windows of exactly L tokens, batch B. Variants: token = cascade token "
             "pruning (default keep) alone; head = head_keep 0.75 alone; int8 = int8 linears "
             "alone; attn-q4 = progressive 4-bit Q·K with full-precision recompute of flat rows "
-            "(simulated: slower on CPU); default = SpAttenConfig(). Plot series variant ids: "
-            "1 token, 2 head, 3 int8, 4 attn-q4, 5 default, 6 scoring. scoring = the default "
-            "config's token-importance estimate alone (candidate) vs the int8 layer it scores "
-            "(baseline): overhead = 100 / speed-up % of a layer. Quality: see "
+            "(simulated: slower on CPU); default = SpAttenConfig(). The plot adds speed-up "
+            "against two quality columns (cosine, probe Δ), one point per case. scoring = the "
+            "default config's token-importance estimate alone (candidate) vs the int8 layer it "
+            "scores (baseline): overhead = 100 / speed-up % of a layer. Quality: see "
             "edgeinfer/nlp/bench.py."
         ),
-        plot=PlotSpec(x="tokens", xlabel="tokens per call (L x B)", series="variant", log_x=True),
+        plot=PlotSpec(
+            x="tokens", xlabel="tokens per call (L x B)", series="variant", log_x=True,
+            series_labels=(
+                *((variant, name) for name, (_, variant) in VARIANTS.items()), (6, "scoring"),
+            ),
+            tradeoff=("cos", "probe Δ"),
+        ),
         isolate_memory=True,
     ),
     Benchmark(

@@ -2,15 +2,19 @@
 
 import json
 
+import pytest
+
 from edgeinfer.bench import (
     CaseResult,
     DeviceProfile,
+    PlotSpec,
     RunConfig,
     format_table,
     render_markdown,
     run_benchmark,
     summarize,
     to_json,
+    tradeoff_points,
     write_plot,
 )
 from edgeinfer.bench.runner import BenchmarkResult
@@ -73,3 +77,26 @@ def test_no_plot_for_a_single_point(tmp_path):
     result.cases = result.cases[:1]
     assert write_plot(result, benchmark.plot, tmp_path / "one.png") is None
     assert not (tmp_path / "one.png").exists()
+
+
+def test_tradeoff_panel_points_are_each_cases_quality_and_speedup(tmp_path):
+    benchmark = toy_benchmark()
+    spec = PlotSpec(x="work", xlabel="relative work", series="work",
+                    series_labels=((4, "heavy"),), tradeoff=("max abs err",))
+    result = run_benchmark(benchmark, DeviceProfile(1), RunConfig.quick_run())
+    points = tradeoff_points(result, spec, "max abs err")
+    by_case = {case.params["work"]: case for case in result.cases}
+    assert set(points) == {"heavy", "work=0.25"}  # a named and an unnamed series value
+    for label, work in (("heavy", 4), ("work=0.25", 0.25)):
+        case = by_case[work]
+        assert points[label] == [(case.quality["max abs err"], case.speedup)]
+    assert tradeoff_points(result, spec, "no such key") == {}
+    path = write_plot(result, spec, tmp_path / "tradeoff.png")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_spec_rejects_malformed_labels_and_keys():
+    with pytest.raises(TypeError, match="series_labels"):
+        PlotSpec(x="a", xlabel="a", series_labels=[(1, "one")])
+    with pytest.raises(TypeError, match="tradeoff"):
+        PlotSpec(x="a", xlabel="a", tradeoff="cos")
