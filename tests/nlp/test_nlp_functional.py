@@ -50,6 +50,19 @@ def test_importance_of_a_sequence_alone_equals_it_padded_in_a_batch():
         assert torch.all(batched[row, length:] == 0)
 
 
+def test_cached_rows_from_inference_mode_still_serve_autograd():
+    torch.manual_seed(0)
+    query, key = torch.randn(1, 2, 23, 4), torch.randn(1, 2, 23, 4)
+    mask = torch.ones(1, 23, dtype=torch.bool)
+    with torch.inference_mode():  # the first call for this (length, count) fills the cache
+        expected = token_importance(query, key, mask, count=5)
+    trained = query.clone().requires_grad_()
+    scores = token_importance(trained, key, mask, count=5)
+    scores.sum().backward()  # saving the cached index for backward must not fail
+    torch.testing.assert_close(scores.detach(), expected)
+    assert trained.grad is not None
+
+
 def test_score_rows_are_evenly_spaced_real_rows_independent_of_the_batch():
     mask = torch.tensor([[1] * 10, [1, 1, 1] + [0] * 7, [0, 0] + [1] * 5 + [0] * 3]).bool()
     rows, weights = score_rows(mask, 4)

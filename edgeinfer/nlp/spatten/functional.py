@@ -110,8 +110,12 @@ def score_rows(mask: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tens
 
 @functools.lru_cache(maxsize=64)
 def _even_rows(length: int, count: int) -> torch.Tensor:
-    """``score_rows`` of a sequence of ``length`` real tokens, as one ``(q,)`` index."""
-    return score_rows(torch.ones(1, length, dtype=torch.bool), count)[0][0]
+    """``score_rows`` of a sequence of ``length`` real tokens, as one ``(q,)`` index.
+
+    Built outside inference mode whatever the caller's mode: the cached index is shared, and
+    an inference tensor could not be saved for backward by a later call under autograd."""
+    with torch.inference_mode(False):
+        return score_rows(torch.ones(1, length, dtype=torch.bool), count)[0][0]
 
 
 def token_importance(
