@@ -70,8 +70,10 @@ def run_and_report(
 ) -> int:
     """Run, print the tables, write the requested files; 1 if any case failed, else 0."""
     config = RunConfig.quick_run() if args.quick else RunConfig()
-    results = _run_all(benchmarks, threads, config)
+    # before the run: the commit (and +dirty) of the code that is loaded, not of whatever the
+    # checkout holds by the time a long run ends
     environment = collect_environment()
+    results = _run_all(benchmarks, threads, config)
     for result in results:
         print(format_table(result, environment))
     links: dict[str, str] = {}

@@ -122,3 +122,20 @@ def test_only_rejects_a_name_outside_the_target(capsys):
     assert "'video' is not a benchmark of 'nlp'" in err and "nlp, nlp-kv, nlp-hat" in err
     assert main(["bench", "video", "--only", " , "]) == 2
     assert "--only needs a comma list" in capsys.readouterr().err
+
+
+def test_bench_records_the_environment_before_running(monkeypatch, capsys):
+    # a long run must name the commit of the code it loaded, not the checkout's at its end
+    import edgeinfer._bench_command as command
+
+    order = []
+    found = [DiscoveredBenchmark("toys", toy_benchmark())]
+    monkeypatch.setattr(edgeinfer.bench, "discover_benchmarks", lambda: found)
+    real_env, real_run = command.collect_environment, command._run_all
+    monkeypatch.setattr(command, "collect_environment",
+                        lambda: order.append("environment") or real_env())
+    monkeypatch.setattr(command, "_run_all",
+                        lambda *args: order.append("run") or real_run(*args))
+    assert main(["bench", "toy", "--quick"]) == 0
+    assert order == ["environment", "run"]
+    capsys.readouterr()
