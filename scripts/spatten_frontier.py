@@ -22,11 +22,10 @@ Takes about 6 minutes on the 2-core development host.
 from __future__ import annotations
 
 import argparse
-import time
 
-import numpy as np
 import torch
 
+from edgeinfer.bench import time_pair
 from edgeinfer.bench.allocator import steady_allocator
 from edgeinfer.nlp import SpAttenConfig
 from edgeinfer.nlp.bench import _base, _pruned, downstream_quality, lee_windows
@@ -53,22 +52,12 @@ SETTINGS: list[tuple[str, SpAttenConfig]] = [
 
 
 def _time(config: SpAttenConfig, inputs: dict, repeats: int) -> tuple[float, float]:
-    """Median ms of HF SDPA and of ``config``, interleaved."""
+    """Median ms of HF SDPA and of ``config``, timed as the benchmark harness times a pair."""
     model, pruned = _base().model, _pruned(config)
-    sides = {
-        "hf": lambda: model(**inputs).last_hidden_state,
-        "ours": lambda: pruned(**inputs).hidden,
-    }
-    times: dict[str, list[float]] = {name: [] for name in sides}
-    with steady_allocator(), torch.inference_mode():  # as the benchmark harness times pairs
-        for fn in sides.values():
-            fn()  # warm-up
-        for _ in range(repeats):
-            for name, fn in sides.items():
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
-    return tuple(float(np.median(times[name])) * 1e3 for name in ("hf", "ours"))
+    with steady_allocator(), torch.inference_mode():
+        timing = time_pair(lambda x: model(**x).last_hidden_state, lambda x: pruned(**x).hidden,
+                           inputs, repeats=repeats)
+    return timing.baseline_wall.median, timing.candidate_wall.median
 
 
 def main() -> None:
