@@ -24,21 +24,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from edgeinfer.bench import time_interleaved
 from edgeinfer.bench.allocator import steady_allocator
 from edgeinfer.pointcloud import bench
-
-
-def _interleaved(sides: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall milliseconds per side, the sides alternating within every repeat."""
-    times: dict[str, list[float]] = {name: [] for name in sides}
-    for fn in sides.values():
-        fn()  # warm-up
-    for _ in range(repeats):
-        for name, fn in sides.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(values)) * 1e3 for name, values in times.items()}
 
 
 def conv_floor(threads: int, repeats: int = 15) -> dict[str, float]:
@@ -54,11 +42,12 @@ def conv_floor(threads: int, repeats: int = 15) -> dict[str, float]:
                 torch.index_select(feats, 0, rows[start:stop], out=gathered[: stop - start])
                 torch.mm(gathered[: stop - start], weight[k], out=products[: stop - start])
 
-    return _interleaved({
+    timings = time_interleaved({
         "bare GEMMs": lambda: bench._gemm_baseline(state),
         "gather + GEMM, no scatter": gather_and_multiply,
         "sparse_conv": lambda: bench._gemm_candidate(state),
-    }, repeats)
+    }, repeats=repeats)
+    return {name: stats.median for name, stats in timings.items()}
 
 
 def network_floor(repeats: int = 5) -> dict[str, float]:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeinfer.bench import time_interleaved
 from edgeinfer.bench.allocator import steady_allocator
 from edgeinfer.video import export
 from edgeinfer.video.bench import _frame, _mobilenet
@@ -135,14 +136,9 @@ def main() -> None:
             "ONNX Runtime fp32": lambda: onnx_runner.step(frame),
             "ExecuTorch XNNPACK fp32": lambda: pte_runner.step(frame),
         }
-        times: dict[str, list[float]] = {name: [] for name in runners}
         with steady_allocator(), torch.inference_mode():  # as the benchmark harness does
-            for fn in runners.values():
-                fn()  # warm-up
-            for _ in range(args.repeats):
-                for name, fn in runners.items():
-                    times[name].append(_timed(fn))
-        medians = {name: float(np.median(values)) for name, values in times.items()}
+            timings = time_interleaved(runners, repeats=args.repeats)
+        medians = {name: stats.median for name, stats in timings.items()}
         profile = ort_profile(onnx_path, args.threads, folder)
     macs = count_macs(model, frame, buffers)
     peak = gemm_peak()

@@ -14,7 +14,7 @@ from .profile import DeviceProfile, available_cores, device_profile, parse_threa
 from .quality import cosine_similarity, max_abs_error, relative_error
 from .report import format_table, render_markdown, to_json, tradeoff_points, write_plot
 from .runner import BenchmarkResult, CaseResult, RunConfig, run_benchmark, run_case
-from .timing import PairTiming, Stats, summarize, time_pair
+from .timing import PairTiming, Stats, summarize, time_interleaved, time_pair
 
 __all__ = [
     "Benchmark",
@@ -44,6 +44,7 @@ __all__ = [
     "run_benchmark",
     "run_case",
     "summarize",
+    "time_interleaved",
     "time_pair",
     "to_json",
     "tradeoff_points",

@@ -150,7 +150,7 @@ def tradeoff_points(
         value = case.quality.get(key) if case.quality else None
         if case.speedup is None or value is None or not math.isfinite(value):
             continue
-        label = spec.series_label(case.params.get(spec.series)) if spec.series else ""
+        label = spec.series_label(case.params.get(spec.series))  # "" without a series
         points.setdefault(label, []).append((float(value), case.speedup))
     return points
 

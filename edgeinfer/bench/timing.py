@@ -9,13 +9,13 @@ even repeats, candidate first on odd ones) so neither side always runs on a warm
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["PairTiming", "Stats", "summarize", "time_pair"]
+__all__ = ["PairTiming", "Stats", "summarize", "time_interleaved", "time_pair"]
 
 
 @dataclass(frozen=True)
@@ -121,3 +121,30 @@ def time_pair(
     return PairTiming(
         summarize(base_wall), summarize(cand_wall), summarize(base_cpu), summarize(cand_cpu)
     )
+
+
+def time_interleaved(
+    sides: Mapping[str, Callable[[], Any]], *, warmup: int = 1, repeats: int = 10
+) -> dict[str, Stats]:
+    """Wall time of three or more no-argument ``sides``, each repeat calling every side once in
+    the given order (after ``warmup`` untimed rounds). For a baseline/candidate pair use
+    :func:`time_pair`, which also alternates the order.
+
+    Raises:
+        ValueError: no sides, ``repeats < 1`` or ``warmup < 0``.
+    """
+    if not sides or repeats < 1 or warmup < 0:
+        raise ValueError(
+            f"time_interleaved needs sides, repeats >= 1 and warmup >= 0; got {len(sides)} "
+            f"sides, repeats={repeats}, warmup={warmup}"
+        )
+    for _ in range(warmup):
+        for fn in sides.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(repeats):
+        for name, fn in sides.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - start) * 1e3)
+    return {name: summarize(values) for name, values in samples.items()}

@@ -47,3 +47,17 @@ def test_time_pair_stops_at_the_budget_after_min_repeats():
 def test_time_pair_validates_counts(kwargs, match):
     with pytest.raises(ValueError, match=match):
         time_pair(lambda _: None, lambda _: None, None, **kwargs)
+
+
+def test_time_interleaved_calls_every_side_once_per_repeat_in_order():
+    from edgeinfer.bench import time_interleaved
+
+    calls = []
+    sides = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+    stats = time_interleaved(sides, warmup=1, repeats=3)
+    assert calls == ["a", "b", "c"] * 4
+    assert {name: s.n for name, s in stats.items()} == {"a": 3, "b": 3, "c": 3}
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        time_interleaved(sides, repeats=0)
+    with pytest.raises(ValueError, match="needs sides"):
+        time_interleaved({})
