@@ -18,6 +18,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from edgeinfer.demos import DemoParser
+
 __all__ = ["QUERIES", "main"]
 
 QUERIES = (
@@ -30,7 +32,7 @@ QUERIES = (
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="edgeinfer demo nlp", description=__doc__)
+    parser = DemoParser(prog="edgeinfer demo nlp", description=__doc__)
     parser.add_argument("--docs", type=int, default=100,
                         help="how many Lee background documents to search (1-300)")  # fmt: skip
     parser.add_argument("--max-length", type=int, default=256, help="tokens per document")

@@ -18,11 +18,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgeinfer.demos import DemoParser
+
 __all__ = ["main"]
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="edgeinfer demo nlp-hat", description=__doc__)
+    parser = DemoParser(prog="edgeinfer demo nlp-hat", description=__doc__)
     parser.add_argument("--samples", type=int, default=60,
                         help="sub-networks to measure for the latency dataset (>= 20)")
     parser.add_argument("--budget", type=float, default=0.5,

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from edgeinfer.demos import DemoParser
 
 __all__ = ["CLASS_COLORS", "DEFAULT_SEED", "main"]
 
@@ -32,7 +33,7 @@ CLASS_COLORS = np.array(
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="edgeinfer demo pointcloud", description=__doc__,
+    parser = DemoParser(prog="edgeinfer demo pointcloud", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="scene seed")
     parser.add_argument("--beams", type=int, default=64, help="LiDAR beams of the scene")
@@ -44,6 +45,11 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(list(argv))
     if not 1 <= args.runs <= 100:
         parser.error(f"--runs must be in [1, 100]; got {args.runs}")
+    from edgeinfer.datasets import POINT_SUFFIXES
+
+    parser.check_input(args.input, POINT_SUFFIXES)
+    parser.check_input(args.checkpoint, (), "--checkpoint")
+    parser.prepare_out(args.out)
     return args
 
 
@@ -141,7 +147,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {cls:<11} {100 * iou:5.1f}  ({int(confusion[class_names.index(cls)].sum())}"
                   " points)")
         print(f"  {'mIoU':<11} {100 * miou:5.1f}")
-    args.out.mkdir(parents=True, exist_ok=True)
     ply, png = args.out / f"{name}_segmented.ply", args.out / f"{name}_bev.png"
     write_ply(ply, points, colors=CLASS_COLORS[predicted], labels=predicted,
               intensity=intensity)

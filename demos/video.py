@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from edgeinfer.demos import DemoParser
 
 __all__ = ["annotate", "generated_stream", "main"]
 
@@ -25,7 +26,7 @@ _HOLD = 4  # still frames after each generated clip
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="edgeinfer demo video", description=__doc__,
+    parser = DemoParser(prog="edgeinfer demo video", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", type=Path, default=None, help="a video file (default: "
                         "generated motion clips)")
@@ -43,6 +44,12 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"--clips must be in [1, 50]; got {args.clips}")
     if args.threshold < 0:
         parser.error(f"--threshold must be >= 0; got {args.threshold}")
+    if args.max_frames < 1:
+        parser.error(f"--max-frames must be >= 1; got {args.max_frames}")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1; got {args.threads}")
+    parser.check_input(args.input, ())
+    parser.prepare_out(args.out)
     return args
 
 
@@ -134,7 +141,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{stats.total} frames: {stats.processed} run, {stats.skipped} skipped "
           f"({100 * stats.skip_ratio:.0f} %); {stats.total / seconds:.0f} fps "
           f"({1000 * seconds / stats.total:.2f} ms/frame: gate + model, drawing excluded)")
-    args.out.mkdir(parents=True, exist_ok=True)
     path = write_video(args.out / "annotated.mp4", annotated, fps=8.0)
     print(f"wrote {path} ({len(annotated)} frames, {annotated.shape[2]}x{annotated.shape[1]})")
     return 0

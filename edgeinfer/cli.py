@@ -111,8 +111,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print(f"== demo {name}: the {name} engine is not built yet; nothing to run.")
             continue
         print(f"== demo {name}")
-        status = max(status, int(importlib.import_module(module).main(args.options) or 0))
+        status = max(status, _run_demo(name, module, args.options))
     return status
+
+
+def _run_demo(name: str, module: str, options: list[str]) -> int:
+    from .demos import DemoUsageError
+
+    try:
+        return int(importlib.import_module(module).main(options) or 0)
+    except DemoUsageError as exc:
+        raise UsageError(str(exc)) from None
+    except (ValueError, TypeError, OSError) as exc:  # a bad or corrupt --input, say
+        raise UsageError(f"edgeinfer demo {name}: {type(exc).__name__}: {exc}") from None
 
 
 # -- bench --------------------------------------------------------------------------------------

@@ -111,7 +111,8 @@ def read_ply(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     Raises:
         ValueError: not a PLY file, a corrupt or truncated header or body, an unsupported
             encoding (big-endian) or layout (list properties, vertex not the first element),
-            or no ``x, y, z`` properties. The message names the file.
+            or no ``x, y, z`` properties, NaN/inf coordinates, or an ASCII value that does
+            not fit its declared integer type. The message names the file.
     """
     source = as_path(path)
     data = source.read_bytes()
@@ -120,7 +121,7 @@ def read_ply(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         columns = _read_ascii(data[header.body_offset :], header, source)
     else:
         columns = _read_binary(data[header.body_offset :], header, source)
-    return _standard_fields(columns)
+    return _standard_fields(columns, source)
 
 
 def _parse_header(data: bytes, source: os.PathLike[str]) -> _Header:
@@ -207,12 +208,34 @@ def _read_ascii(body: bytes, header: _Header, source: os.PathLike[str]) -> dict[
         table = np.array(tokens, dtype=np.float64).reshape(header.count, width)
     except ValueError as exc:
         raise ValueError(f"{source}: ASCII PLY vertex data is not numeric: {exc}") from exc
-    return {name: table[:, k].astype(code) for k, (name, code) in enumerate(header.properties)}
+    columns = {}
+    for k, (name, code) in enumerate(header.properties):
+        column = table[:, k]
+        if np.dtype(code).kind in "iu":
+            info = np.iinfo(code)
+            bad = (column != np.round(column)) | (column < info.min) | (column > info.max)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise ValueError(
+                    f"{source}: ASCII PLY property {name!r} is declared {code} (integers in "
+                    f"[{info.min}, {info.max}]); vertex {row} holds {column[row]!r}"
+                )
+        columns[name] = column.astype(code)
+    return columns
 
 
-def _standard_fields(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _standard_fields(
+    columns: dict[str, np.ndarray], source: os.PathLike[str]
+) -> dict[str, np.ndarray]:
     """Gather x, y, z / intensity / label / red, green, blue under the common keys."""
     out = {"points": np.stack([columns.pop(axis) for axis in "xyz"], axis=1).astype(np.float32)}
+    bad = ~np.isfinite(out["points"]).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{source}: {int(bad.sum())} of {len(bad)} vertices have NaN/inf (or beyond float32) "
+            f"coordinates, the first is vertex {row}: {out['points'][row].tolist()}"
+        )
     if "intensity" in columns:
         out["intensity"] = columns.pop("intensity").astype(np.float32)
     if "label" in columns:

@@ -13,6 +13,7 @@ from types import ModuleType
 import numpy as np
 
 from ._arrays import as_path, check_points, check_values
+from .las_header import check_las_header
 from .ply import read_ply, write_ply
 
 __all__ = [
@@ -30,19 +31,31 @@ POINT_SUFFIXES = (".bin", ".ply", ".las", ".laz")
 
 _KITTI_RECORD = np.dtype("<f4")  # x, y, z, intensity as little-endian float32
 _KITTI_BYTES = 4 * _KITTI_RECORD.itemsize
+KITTI_MAX_RANGE = 1.0e5
+"""Largest coordinate magnitude (metres) ``read_kitti_bin`` accepts: a vehicle LiDAR sees a
+few hundred metres, so larger values mean the file is not a scan (random bytes read as
+float32 are mostly astronomically large)."""
 
 
 def read_kitti_bin(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read a KITTI velodyne scan: consecutive float32 ``x, y, z, intensity`` records.
 
+    The format has no header, so a file cut at a record boundary cannot be told from a
+    shorter scan. What can be detected is refused: an empty file, a size that is not a whole
+    number of records, NaN/inf values, and coordinates beyond ``KITTI_MAX_RANGE`` metres.
+
     Returns:
         ``{"points": float32 (N, 3), "intensity": float32 (N,)}``.
 
     Raises:
-        ValueError: the file size is not a multiple of 16 bytes (truncated or not a scan).
+        ValueError: an empty file, a size not a multiple of 16 bytes (truncated or not a
+            scan), non-finite values or absurd coordinates (with the first offending record).
     """
     source = as_path(path)
     size = source.stat().st_size
+    if size == 0:
+        raise ValueError(f"{source}: the file is empty; a KITTI .bin scan holds 16-byte "
+                         "x, y, z, intensity records")
     if size % _KITTI_BYTES:
         raise ValueError(
             f"{source}: size {size} bytes is not a multiple of {_KITTI_BYTES} "
@@ -50,6 +63,14 @@ def read_kitti_bin(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             "KITTI velodyne .bin scan"
         )
     records = np.fromfile(source, dtype=_KITTI_RECORD).reshape(-1, 4)
+    bad = ~np.isfinite(records).all(axis=1) | (np.abs(records[:, :3]) > KITTI_MAX_RANGE).any(1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{source}: {int(bad.sum())} of {len(records)} records are NaN/inf or beyond "
+            f"{KITTI_MAX_RANGE:g} m, the first is record {row}: {records[row].tolist()}; the "
+            "file is corrupt or not a KITTI velodyne .bin scan"
+        )
     return {
         "points": records[:, :3].astype(np.float32),
         "intensity": records[:, 3].astype(np.float32),
@@ -86,19 +107,32 @@ def read_las(path: str | os.PathLike[str], *, dtype: type = np.float32) -> dict[
 
     Raises:
         ImportError: laspy is not installed.
-        ValueError: the file is not a readable LAS/LAZ file, or ``dtype`` is not a float type.
+        ValueError: the file is not a readable LAS/LAZ file (its header is checked against
+            the file first: a header promising more than the file holds is refused before
+            laspy reads it), it holds fewer or more points than its header promises, or
+            ``dtype`` is not a float type.
     """
     source = as_path(path)
-    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"read_las dtype must be np.float32 or np.float64; got {dtype}")
+    try:
+        valid_dtype = np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
+    except TypeError:
+        valid_dtype = False
+    if not valid_dtype:
+        raise ValueError(f"read_las dtype must be np.float32 or np.float64; got {dtype!r}")
     laspy = _import_laspy()
+    header = check_las_header(source)
     try:
         las = laspy.read(source)
-    except laspy.errors.LaspyException as exc:
+    except (laspy.errors.LaspyException, OSError, ValueError, EOFError) as exc:
         raise ValueError(
-            f"{source}: not a readable LAS/LAZ file ({exc}); LAZ needs lazrs: "
-            "pip install edgeinfer[data]"
+            f"{source}: not a readable LAS/LAZ file ({type(exc).__name__}: {exc}); LAZ needs "
+            "lazrs: pip install edgeinfer[data]"
         ) from exc
+    if len(las.points) != header.point_count:
+        raise ValueError(
+            f"{source}: the header promises {header.point_count} points, the file yields "
+            f"{len(las.points)}: it is truncated or corrupt"
+        )
     points = np.stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)], axis=1)
     intensity = np.asarray(las.intensity, dtype=np.float32) / np.float32(65535.0)
     return {"points": points.astype(dtype), "intensity": intensity}

@@ -129,6 +129,12 @@ def _item_parts(item: Any, position: int) -> tuple[torch.Tensor, torch.Tensor, A
                 "samples (one batch index each)"
             )
         coords = coords[:, 1:]
+    if feats.dim() != 2 or feats.shape[0] != coords.shape[0]:
+        raise ValueError(
+            f"sparse_collate item {position}: feats must be (N, C) with one row per "
+            f"coordinate; coords has {coords.shape[0]} rows, feats has shape "
+            f"{tuple(feats.shape)}"
+        )
     return coords, feats, stride
 
 

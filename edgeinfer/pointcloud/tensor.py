@@ -67,7 +67,8 @@ class SparseCache:
         return self._coords.setdefault(as_triple(stride, "stride"), coords)
 
 
-def _check_coords(coords: Any) -> torch.Tensor:
+def _check_coords(coords: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(int32 coords (N, 4), their int64 keys (N,))``, range-checked before the cast."""
     if isinstance(coords, np.ndarray):
         coords = torch.from_numpy(coords)
     if not isinstance(coords, torch.Tensor):
@@ -81,7 +82,15 @@ def _check_coords(coords: Any) -> torch.Tensor:
             f"{coords.dtype} of shape {tuple(coords.shape)}. Quantise float points with "
             "sparse_quantize and add the batch column (or use sparse_collate)"
         )
-    return coords.to(torch.int32)
+    # the packable range (about +-2**15 per axis) is checked on the values as given, before
+    # the cast to int32 could wrap an int64 coordinate onto a valid one (2**32 + 5 -> 5)
+    if coords.shape[0] and int(coords[:, 0].min()) < 0:
+        raise ValueError(
+            f"coords batch column must be >= 0; got {int(coords[:, 0].min())}. "
+            "Batch indices run 0..B-1 (sparse_collate sets them)"
+        )
+    keys = pack_coords(coords.to(torch.int64), "coords")
+    return coords.to(torch.int32), keys
 
 
 def _check_feats(feats: Any, rows: int) -> torch.Tensor:
@@ -101,15 +110,10 @@ def _check_feats(feats: Any, rows: int) -> torch.Tensor:
     return feats
 
 
-def _check_unique_and_aligned(coords: torch.Tensor, stride: Triple) -> None:
+def _check_unique_and_aligned(coords: torch.Tensor, keys: torch.Tensor, stride: Triple) -> None:
     """Reject duplicate rows and coordinates that are not multiples of ``stride``."""
     if coords.shape[0] == 0:
         return
-    if int(coords[:, 0].min()) < 0:
-        raise ValueError(
-            f"coords batch column must be >= 0; got {int(coords[:, 0].min())}. "
-            "Batch indices run 0..B-1 (sparse_collate sets them)"
-        )
     if stride != (1, 1, 1):
         off = (coords[:, 1:] % torch.tensor(stride, dtype=torch.int32)).ne(0).any(dim=1)
         if bool(off.any()):
@@ -118,7 +122,7 @@ def _check_unique_and_aligned(coords: torch.Tensor, stride: Triple) -> None:
                 f"coords of a tensor with stride {stride} must be multiples of it; row {row} "
                 f"is {coords[row].tolist()}. Pass the stride the coordinates were made at"
             )
-    keys = torch.sort(pack_coords(coords)).values
+    keys = torch.sort(keys).values
     repeated = keys[1:] == keys[:-1]
     if bool(repeated.any()):
         raise ValueError(
@@ -149,9 +153,9 @@ class SparseTensor:
 
     def __init__(self, feats: Any, coords: Any, stride: int | Triple = 1) -> None:
         stride_t = as_triple(stride, "stride")
-        coords_t = _check_coords(coords)
+        coords_t, keys = _check_coords(coords)
         feats_t = _check_feats(feats, coords_t.shape[0])
-        _check_unique_and_aligned(coords_t, stride_t)
+        _check_unique_and_aligned(coords_t, keys, stride_t)
         cache = SparseCache()
         cache.put_coords(stride_t, coords_t)
         self._set(feats_t, coords_t, stride_t, cache)

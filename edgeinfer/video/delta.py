@@ -212,7 +212,7 @@ class DeltaRunner:
         if isinstance(frame, torch.Tensor) and frame.dim() == 3:
             frame = frame.unsqueeze(0)
         if self._frame_shape is None:
-            check_frames(frame, "frame", "(3, H, W) or (B, 3, H, W)")
+            check_frames(frame, "frame", "(3, H, W) or (B, 3, H, W)", finite=False)
         elif not isinstance(frame, torch.Tensor) or tuple(frame.shape) != self._frame_shape:
             got = tuple(frame.shape) if isinstance(frame, torch.Tensor) else type(frame).__name__
             raise ValueError(

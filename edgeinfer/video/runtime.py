@@ -10,6 +10,7 @@ is built, never with this package.
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,48 @@ _EXECUTORCH_RUNTIME_HINT = (
     "Install it with `pip install -c constraints.txt executorch` (it must keep the pinned "
     "torch), or export to 'onnx' and use OnnxStreamingRunner"
 )
+
+
+def _check_pte(path: Path) -> None:
+    """Refuse a file that is not an ExecuTorch program before the native loader sees it.
+
+    The loader verifies the flatbuffer, but on some bad bytes its error message is not UTF-8
+    and the binding aborts the interpreter (SIGABRT) while raising it; so the flatbuffer
+    identifier and the extended header (program and segment sizes) are checked here.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"no ExecuTorch program at {str(path)!r}")
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(40)
+    if len(head) < 8 or head[4:6] != b"ET" or not head[6:8].isdigit():
+        raise ValueError(
+            f"{path}: not an ExecuTorch program (a .pte file carries the flatbuffer identifier "
+            f"'ETnn' at byte 4; found {head[4:8]!r}); the file is corrupt or of another format"
+        )
+    if head[8:12] == b"eh00" and len(head) >= 40:
+        length, program, segment_base, segment_size = struct.unpack_from("<IQQQ", head, 12)
+        end = max(program, segment_base + segment_size if segment_size else 0)
+        if length < 24 or end > size:
+            raise ValueError(
+                f"{path}: ExecuTorch program is truncated or corrupt: its header promises "
+                f"{end} bytes (program {program}, segments {segment_size} from "
+                f"{segment_base}), the file holds {size}"
+            )
+
+
+def _load_pte(runtime: object, path: Path) -> tuple[object, object]:
+    # (program, forward method); the loader's RuntimeError names only an error code
+    _check_pte(path)
+    try:
+        program = runtime.load_program(path)
+        return program, program.load_method("forward")
+    except RuntimeError as error:
+        raise ValueError(
+            f"{path}: ExecuTorch could not load this program ({error}); the file is corrupt, "
+            "truncated or written by an incompatible ExecuTorch version. Export it again with "
+            "export(model, 'executorch', path)"
+        ) from error
 
 
 def _check_threads(num_threads: object) -> int:
@@ -55,8 +98,9 @@ class OnnxStreamingRunner:
 
     Raises:
         ImportError: ``onnxruntime`` not installed.
-        ValueError: ``num_threads < 1``, or the file is not a streaming export (no ``frame``
-            input).
+        FileNotFoundError: no file at ``path``.
+        ValueError: ``num_threads < 1``, a file ONNX Runtime cannot load (corrupt, truncated),
+            or one that is not a streaming export (no ``frame`` input).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, num_threads: int = 1) -> None:
@@ -65,9 +109,19 @@ class OnnxStreamingRunner:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = _check_threads(num_threads)
         options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no ONNX model at {str(path)!r}")
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own classes (InvalidProtobuf, ...)
+            raise ValueError(
+                f"{path}: ONNX Runtime could not load this model ({type(error).__name__}: "
+                f"{str(error)[:300]}); the file is corrupt, truncated or not an ONNX model. "
+                "Export it again with export(model, 'onnx', path)"
+            ) from error
         inputs = self.session.get_inputs()
         if not inputs or inputs[0].name != "frame":
             names = [item.name for item in inputs]
@@ -116,7 +170,10 @@ class ExecuTorchStreamingRunner:
 
     Raises:
         ImportError: ``executorch`` not installed (with the install command).
-        ValueError: ``num_threads < 1``, or the file is not a streaming export (its method
+        FileNotFoundError: no file at ``path``.
+        ValueError: ``num_threads < 1``, a file that is not a loadable ExecuTorch program
+            (checked before the native loader runs: random bytes, a truncated or corrupt
+            file), or one that is not a streaming export (its method
             does not map ``(frame, *buffers)`` to ``(logits, *new_buffers)``).
     """
 
@@ -127,9 +184,11 @@ class ExecuTorchStreamingRunner:
         except ImportError as error:
             raise ImportError(_EXECUTORCH_RUNTIME_HINT) from error
         self.num_threads = _check_threads(num_threads)
+        path = Path(path)
+        _check_pte(path)
         if portable_lib._threadpool_get_thread_count() != self.num_threads:
             portable_lib._unsafe_reset_threadpool(self.num_threads)
-        program = Runtime.get().load_program(Path(path))
+        program, method = _load_pte(Runtime.get(), path)
         meta = program.metadata("forward")
         shapes = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
         if len(shapes) < 2 or meta.num_outputs() != len(shapes) or len(shapes[0]) != 4:
@@ -140,7 +199,7 @@ class ExecuTorchStreamingRunner:
                 "streaming=True) from a model with shift='causal'"
             )
         self._program = program  # the method runs out of the program's memory: keep it
-        self._method = program.load_method("forward")
+        self._method = method
         self.frame_shape, self._buffer_shapes = shapes[0], shapes[1:]
         self.reset()
 

@@ -147,6 +147,12 @@ def _sampler(height: int, width: int, rows: int, cols: int) -> tuple[slice, slic
     )
 
 
+_GATE_STATE = (
+    "_reference", "_shape", "_slices", "_run_of_skips", "_quiet", "_processed", "_skipped",
+    "last_score",
+)
+
+
 class FrameGate:
     """Decide per frame whether to run the network (True) or reuse the last output (False).
 
@@ -202,6 +208,16 @@ class FrameGate:
     def stats(self) -> GateStats:
         """Frames processed and skipped since the last :meth:`reset`."""
         return GateStats(self._processed, self._skipped)
+
+    def state(self) -> dict[str, object]:
+        """A snapshot of the stream state for :meth:`restore` (the arrays are never modified
+        in place, only replaced, so the snapshot shares them)."""
+        return {name: getattr(self, name) for name in _GATE_STATE}
+
+    def restore(self, state: dict[str, object]) -> None:
+        """Return to a :meth:`state` snapshot (undo a frame whose processing failed)."""
+        for name in _GATE_STATE:
+            setattr(self, name, state[name])
 
     def thumbnail(self, frame: np.ndarray) -> np.ndarray:
         """int16 ``(rows, cols)`` grey thumbnail of uint8 ``(H, W, 3)`` ``frame`` (0..255)."""
@@ -361,12 +377,22 @@ class GatedRunner:
     def step(self, frame: np.ndarray) -> torch.Tensor:
         """Logits ``(1, num_classes)`` for uint8 ``(H, W, 3)`` RGB ``frame``.
 
+        When ``preprocess`` or the runner raises, the gate, the runner and the cached logits
+        are left as before the call: the next frame continues the undisturbed stream.
+
         Raises:
             TypeError / ValueError: as :meth:`FrameGate.decide` and :meth:`StreamingRunner.step`.
         """
-        if self.gate.decide(frame, force=not self._reusable):
-            self._logits = self.runner.step(self.preprocess(frame))
-            self._reusable = top_margin(self._logits) >= self.min_margin
+        before = self.gate.state()
+        try:
+            if self.gate.decide(frame, force=not self._reusable):
+                logits = self.runner.step(self.preprocess(frame))
+                self._logits, self._reusable = logits, top_margin(logits) >= self.min_margin
+        except BaseException:
+            # the gate counted the frame as processed and moved its reference: undo that, so
+            # a frame that failed in preprocess or the network is as if never offered
+            self.gate.restore(before)
+            raise
         assert self._logits is not None  # the first frame always runs
         return self._logits
 

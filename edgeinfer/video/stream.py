@@ -85,30 +85,37 @@ class StreamingRunner:
     def step(self, frame: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, num_classes)`` of frame ``(3, H, W)`` (B = 1) or ``(B, 3, H, W)``.
 
+        A frame of another floating dtype is converted to the model's. The runner changes only
+        when the step succeeds: after an error the stream goes on as if the call never happened.
+
         Raises:
             TypeError: ``frame`` not a floating tensor.
-            ValueError: wrong rank/channels, or a size differing from the stream's first frame
-                (call :meth:`reset` to start a new stream at another size).
+            ValueError: wrong rank/channels, NaN/inf values, or a size differing from the
+                stream's first frame (call :meth:`reset` to start a new stream at another size).
         """
         if isinstance(frame, torch.Tensor) and frame.dim() == 3:
             frame = frame.unsqueeze(0)
         if self.model.training:
             raise ValueError("model is in training mode; call model.eval() before streaming")
+        check_frames(frame, "frame", "(3, H, W) or (B, 3, H, W)")
+        if self._frame_shape is not None and tuple(frame.shape) != self._frame_shape:
+            raise ValueError(
+                f"frame size changed mid-stream: expected {self._frame_shape} (B, 3, H, W) as "
+                f"on frame 0, got {tuple(frame.shape)}; resize frames to one size or call "
+                "reset() first"
+            )
+        weight = next(self.model.parameters())
+        frame = frame.to(dtype=weight.dtype, device=weight.device)
         buffers = self._buffers
         if buffers is None:
-            check_frames(frame, "frame", "(3, H, W) or (B, 3, H, W)")
             batch, _, height, width = frame.shape
             buffers = self.model.init_buffers(
                 batch, height, width, dtype=frame.dtype, device=frame.device
             )
-        elif not isinstance(frame, torch.Tensor) or tuple(frame.shape) != self._frame_shape:
-            got = tuple(frame.shape) if isinstance(frame, torch.Tensor) else type(frame).__name__
-            raise ValueError(
-                f"frame size changed mid-stream: expected {self._frame_shape} (B, 3, H, W) as "
-                f"on frame 0, got {got}; resize frames to one size or call reset() first"
-            )
+        # the state changes only once the step has returned: a step that raises leaves the
+        # runner as it was, and the next frame continues the stream undisturbed
         with torch.inference_mode():
-            logits, self._buffers = self.model.step(frame, buffers)
-        self._frame_shape = tuple(frame.shape)
+            logits, buffers = self.model.step(frame, buffers)
+        self._buffers, self._frame_shape = buffers, tuple(frame.shape)
         self.frames_seen += 1
         return logits

@@ -44,18 +44,31 @@ def _describe(x: object) -> str:
     return type(x).__name__
 
 
-def check_frames(x: object, name: str, layout: str) -> torch.Tensor:
-    """Return ``x`` if it is a non-empty floating ``(B, 3, H, W)`` tensor.
+def check_frames(x: object, name: str, layout: str, *, finite: bool = True) -> torch.Tensor:
+    """Return ``x`` if it is a non-empty, finite, floating ``(B, 3, H, W)`` tensor.
+
+    ``finite=False`` leaves the NaN/inf check to the caller; it is also skipped while tracing
+    or exporting (a data-dependent check does not trace).
 
     Raises:
         TypeError: not a floating tensor.
-        ValueError: not 4-D with 3 colour channels, or an empty batch.
+        ValueError: not 4-D with 3 colour channels, an empty batch, or NaN/inf values (they
+            would poison every later frame of a stream through the shift buffers).
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"{name} must be a floating tensor {layout}; got {_describe(x)}")
-    if x.dim() != 4 or x.shape[1] != 3 or x.shape[0] == 0:
+    if x.dim() != 4 or x.shape[1] != 3 or x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(
             f"{name} must have shape {layout} with 3 colour channels; got {tuple(x.shape)}"
+        )
+    if not finite or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return x
+    good = torch.isfinite(x.detach())
+    if not bool(good.all()):
+        pixels = int((~good).any(dim=1).sum())
+        raise ValueError(
+            f"{name} has non-finite values (NaN or inf) at {pixels} pixels; nothing was "
+            "computed or kept: drop or repair it and go on"
         )
     return x
 
