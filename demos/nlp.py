@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 
 from edgeinfer.demos import DemoParser
@@ -124,8 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds, top = {}, {}
     for label, encoder in encoders:
         start = time.perf_counter()
-        corpus = encoder.encode(documents, batch_size=8, progress=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            corpus = encoder.encode(documents, batch_size=8, progress=True)
         seconds[label] = time.perf_counter() - start
+        for warning in {str(w.message) for w in caught}:
+            print(f"note ({label}): {warning}")
         top[label] = _top5(corpus, queries)
     _report(documents, top)
     for label, value in seconds.items():

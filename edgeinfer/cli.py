@@ -161,6 +161,33 @@ def _only(selected: list, only: str, target: str) -> list:
     return [f for f in selected if f.benchmark.name in names]
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Fail before a run of minutes on an output it could not write."""
+    outputs = (("--markdown", args.markdown, ".md"), ("--json", args.json, ".json"))
+    for flag, path, suffix in outputs:
+        if path is None:
+            continue
+        if path.suffix.lower() != suffix:
+            raise UsageError(
+                f"edgeinfer bench: {flag} must name a {suffix} file; got {str(path)!r}")
+        if path.is_dir():
+            raise UsageError(f"edgeinfer bench: {flag} {str(path)!r} is a folder; name a file")
+        _writable_folder(flag, path.parent)
+    if args.plot_dir is not None:
+        _writable_folder("--plot-dir", args.plot_dir)
+
+
+def _writable_folder(flag: str, folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+        raise UsageError(f"edgeinfer bench: {flag}: cannot create the folder {str(folder)!r} "
+                         f"({reason or exc})") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"edgeinfer bench: {flag}: the folder {str(folder)!r} is not writable")
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import parse_threads
 
@@ -168,6 +195,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         threads = parse_threads(args.threads)
     except ValueError as exc:
         raise UsageError(f"edgeinfer bench: --threads: {exc}") from None
+    _check_outputs(args)
     selected, unbuilt = _select_benchmarks(args.target)
     if args.only is not None:
         selected = _only(selected, args.only, args.target)

@@ -123,7 +123,7 @@ def read_las(path: str | os.PathLike[str], *, dtype: type = np.float32) -> dict[
     header = check_las_header(source)
     try:
         las = laspy.read(source)
-    except (laspy.errors.LaspyException, OSError, ValueError, EOFError) as exc:
+    except Exception as exc:  # laspy, lazrs (LazrsError) and numpy raise their own classes
         raise ValueError(
             f"{source}: not a readable LAS/LAZ file ({type(exc).__name__}: {exc}); LAZ needs "
             "lazrs: pip install edgeinfer[data]"
@@ -145,11 +145,16 @@ def read_points(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         the chosen reader's dict; ``"points"`` float32 ``(N, 3)`` is always present.
 
     Raises:
-        ValueError: an unknown suffix (the message lists the supported ones), or the
-            reader's own errors.
+        FileNotFoundError: no such file.
+        ValueError: a folder, an unknown suffix (the message lists the supported ones), or
+            the reader's own errors.
     """
     source = as_path(path)
     suffix = source.suffix.lower()
+    if suffix in POINT_SUFFIXES and not source.exists():
+        raise FileNotFoundError(f"point-cloud file not found: {source}")
+    if suffix in POINT_SUFFIXES and not source.is_file():
+        raise ValueError(f"{source}: not a regular file; pass the path of a point-cloud file")
     if suffix == ".bin":
         return read_kitti_bin(source)
     if suffix == ".ply":

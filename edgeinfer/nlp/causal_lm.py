@@ -40,9 +40,12 @@ def load_causal_lm(name_or_path: str | Path) -> tuple[nn.Module, object]:
         )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ._quiet import quiet_loading
+
     extra = {} if gguf_file is None else {"gguf_file": gguf_file}
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, **extra)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(folder), local_files_only=True, dtype=torch.float32, **extra
-    )
+    with quiet_loading():
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, **extra)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(folder), local_files_only=True, dtype=torch.float32, **extra
+        )
     return model.eval(), tokenizer

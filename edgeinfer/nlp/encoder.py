@@ -161,6 +161,7 @@ def load_encoder(
     Raises:
         FileNotFoundError: unknown name / missing directory (lists what is available offline),
             or a missing ``adaptation`` file.
+        ValueError: a model folder whose files cannot be read (damaged weights, say).
         TypeError / ValueError: bad ``spatten``, ``max_length`` or ``adaptation`` (including
             one trained for another model: its tensor names or shapes do not match).
     """
@@ -168,10 +169,7 @@ def load_encoder(
     if spatten is not None and not isinstance(spatten, SpAttenConfig):
         raise TypeError(f"spatten must be a SpAttenConfig or None; got {type(spatten).__name__}")
     state = _read_adaptation(adaptation, spatten)
-    from transformers import AutoModel, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    tokenizer, model = _read_model(path)
     if state is not None:
         from .spatten.adapt import adapted_model
 
@@ -188,6 +186,25 @@ def load_encoder(
     elif not 2 <= max_length <= limit:
         raise ValueError(f"max_length must be in [2, {limit}] for this model; got {max_length}")
     return Encoder(model, tokenizer, spatten=spatten, max_length=max_length)
+
+
+def _read_model(path: Path):
+    """``(tokenizer, model)`` of a local HF folder; a damaged folder raises ValueError."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from ._quiet import quiet_loading
+
+    try:
+        with quiet_loading():
+            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    except Exception as error:  # safetensors, tokenizers and transformers raise their own
+        raise ValueError(
+            f"{path}: cannot load this model folder ({type(error).__name__}: "
+            f"{str(error)[:300]}); a weights, config or tokenizer file is damaged or "
+            "missing: copy the model folder again"
+        ) from error
+    return tokenizer, model
 
 
 def _read_adaptation(adaptation: str | Path | None, spatten: SpAttenConfig | None):

@@ -44,6 +44,11 @@ def _as_points(points: Any) -> torch.Tensor:
 
 
 def _check_voxel_size(voxel_size: Any) -> float | tuple[float, ...]:
+    if isinstance(voxel_size, str | bytes | bool):
+        raise TypeError(
+            f"voxel_size must be a positive finite number or 3 of them (x, y, z); got "
+            f"{type(voxel_size).__name__} {voxel_size!r}"
+        )
     try:
         sizes = np.atleast_1d(np.asarray(voxel_size, dtype=np.float64))
     except (TypeError, ValueError):

@@ -146,7 +146,8 @@ class SparseTensor:
     Raises:
         TypeError: coords not integer / feats not floating.
         ValueError: wrong shapes, row-count mismatch, duplicates, coords off the stride grid,
-            coordinates outside the packable range (about +-2**15 per axis).
+            coordinates outside the packable range (about +-2**15 per axis, checked before
+            any cast), NaN/inf feats.
     """
 
     __slots__ = ("_cache", "_coords", "_feats", "_stride")
@@ -155,6 +156,12 @@ class SparseTensor:
         stride_t = as_triple(stride, "stride")
         coords_t, keys = _check_coords(coords)
         feats_t = _check_feats(feats, coords_t.shape[0])
+        if not bool(torch.isfinite(feats_t.detach()).all()):
+            bad = int((~torch.isfinite(feats_t.detach())).any(dim=1).sum())
+            raise ValueError(
+                f"feats must be finite; {bad} of {len(feats_t)} rows hold NaN or inf. Drop or "
+                "repair those points before building the tensor"
+            )
         _check_unique_and_aligned(coords_t, keys, stride_t)
         cache = SparseCache()
         cache.put_coords(stride_t, coords_t)

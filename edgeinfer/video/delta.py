@@ -211,14 +211,14 @@ class DeltaRunner:
         """
         if isinstance(frame, torch.Tensor) and frame.dim() == 3:
             frame = frame.unsqueeze(0)
-        if self._frame_shape is None:
-            check_frames(frame, "frame", "(3, H, W) or (B, 3, H, W)", finite=False)
-        elif not isinstance(frame, torch.Tensor) or tuple(frame.shape) != self._frame_shape:
-            got = tuple(frame.shape) if isinstance(frame, torch.Tensor) else type(frame).__name__
+        check_frames(frame, "frame", "(3, H, W) or (B, 3, H, W)", finite=False)
+        if self._frame_shape is not None and tuple(frame.shape) != self._frame_shape:
             raise ValueError(
                 f"frame size changed mid-stream: expected {self._frame_shape} as on frame 0, got "
-                f"{got}; resize frames to one size or call reset() first"
+                f"{tuple(frame.shape)}; resize frames to one size or call reset() first"
             )
+        weight = next(self.model.parameters())
+        frame = frame.to(dtype=weight.dtype, device=weight.device)
         every = self.config.refresh_every
         dense = self._frame_shape is None or (every is not None and self.frames_seen % every == 0)
         with torch.inference_mode():

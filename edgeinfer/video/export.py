@@ -88,6 +88,30 @@ def _check_export_args(model: object, fmt: object, streaming: bool, sizes: dict)
             raise ValueError(f"{name} must be an int >= 1; got {value!r}")
 
 
+_SUFFIXES = {"onnx": ".onnx", "executorch": ".pte"}
+
+
+def _check_output_path(path: object, fmt: str) -> Path:
+    # before tracing or lowering (minutes for ExecuTorch): a bad path fails now
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a str or os.PathLike; got {type(path).__name__}")
+    path = Path(path)
+    if path.suffix.lower() != _SUFFIXES[fmt]:
+        raise ValueError(
+            f"path for a {fmt!r} export must end in {_SUFFIXES[fmt]!r} (the runners pick the "
+            f"runtime by suffix); got {str(path)!r}"
+        )
+    folder = path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ValueError(
+            f"path {str(path)!r}: the folder {str(folder)!r} does not exist or is not "
+            "writable; create it first"
+        )
+    if path.is_dir():
+        raise ValueError(f"path {str(path)!r} is a folder; name the file to write")
+    return path
+
+
 def _graph_and_inputs(
     model: TSMNet, streaming: bool, batch: int, height: int, width: int
 ) -> tuple[nn.Module, tuple[torch.Tensor, ...], list[str], list[str]]:
@@ -126,17 +150,18 @@ def export(
     Raises:
         TypeError: ``model`` not a TSMNet.
         ValueError: unknown format, training mode, a bidirectional model with
-            ``streaming=True``, bad sizes, or ``int8_calibration`` with another format or
-            an offline export.
+            ``streaming=True``, bad sizes, a path whose suffix does not match the format
+            (``.onnx`` / ``.pte``) or whose folder is missing or read-only (all checked before
+            any tracing), or ``int8_calibration`` with another format or an offline export.
         ImportError: ``fmt="executorch"`` without the ``executorch`` package (install hint).
     """
     _check_export_args(
         model, fmt, streaming, {"height": height, "width": width, "batch": batch, "opset": opset}
     )
+    path = _check_output_path(path, fmt)
     graph, inputs, input_names, output_names = _graph_and_inputs(
         model, streaming, batch, height, width
     )
-    path = Path(path)
     if int8_calibration is not None and (fmt != "onnx" or not streaming):
         raise ValueError(
             f"int8_calibration quantises a streaming ONNX export; got format {fmt!r} with "
@@ -187,7 +212,9 @@ def _export_executorch(graph: nn.Module, inputs: tuple[torch.Tensor, ...], path:
         warnings.simplefilter("ignore")  # the lowering passes warn about their own internals
         exported = torch.export.export(graph, inputs)
         lowered = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
-        path.write_bytes(lowered.to_executorch().buffer)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(lowered.to_executorch().buffer)
+        partial.replace(path)  # never a half-written .pte under the final name
 
 
 def onnx_node_count(path: str | os.PathLike[str]) -> dict[str, int]:

@@ -85,6 +85,7 @@ def test_missing_laspy_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "laspy", None)  # makes `import laspy` raise ImportError
     with pytest.raises(ImportError, match=r"pip install edgeinfer\[data\]"):
         read_las(tmp_path / "cloud.las")
+    (tmp_path / "cloud.laz").write_bytes(b"LASF")  # a file exists: only laspy is missing
     with pytest.raises(ImportError, match="laspy"):
         read_points(tmp_path / "cloud.laz")
 

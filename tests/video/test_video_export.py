@@ -90,17 +90,17 @@ def test_executorch_missing_raises_install_hint(monkeypatch, tmp_path):
 def test_export_errors(tmp_path):
     model, _ = _model()
     with pytest.raises(ValueError, match="format must be one of"):
-        export(model, "tflite", tmp_path / "m")
+        export(model, "tflite", tmp_path / "m.onnx")
     with pytest.raises(TypeError, match="TSMNet"):
-        export(torch.nn.Linear(2, 2), "onnx", tmp_path / "m")
+        export(torch.nn.Linear(2, 2), "onnx", tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="height must be an int"):
-        export(model, "onnx", tmp_path / "m", height=0)
+        export(model, "onnx", tmp_path / "m.onnx", height=0)
     bidirectional, _ = _model(shift="bidirectional")
     with pytest.raises(ValueError, match="streaming=False"):
-        export(bidirectional, "onnx", tmp_path / "m")
+        export(bidirectional, "onnx", tmp_path / "m.onnx")
     model.train()
     with pytest.raises(ValueError, match="training mode"):
-        export(model, "onnx", tmp_path / "m")
+        export(model, "onnx", tmp_path / "m.onnx")
 
 
 def test_onnx_runner_rejects_other_frame_sizes(tmp_path):
