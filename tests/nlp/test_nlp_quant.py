@@ -110,3 +110,31 @@ def test_intermediate_threshold_mixes_rows_by_their_peak():
     torch.testing.assert_close(context[real & ~redo], low[real & ~redo], atol=ATTN_ATOL, rtol=0)
     more_bits, _ = progressive_attention(q, k, v, mask, bits=8, threshold=0.0)
     assert (more_bits - full)[real].abs().max() < (low - full)[real].abs().max()
+
+
+def test_int8_linear_row_results_do_not_depend_on_the_other_rows():
+    torch.manual_seed(1)
+    q = Int8Linear(torch.nn.Linear(64, 48))
+    x = torch.randn(9, 64)
+    x[3] *= 1000.0  # a row of another magnitude would set a per-tensor scale for all
+    x[5] = 0.0  # a padding-like zero row
+    batched = q(x)
+    for row in range(len(x)):
+        assert torch.equal(batched[row : row + 1], q(x[row : row + 1])), row
+    assert torch.equal(batched[5], q.bias)  # a zero row gives exactly the bias
+
+
+def test_int8_linear_uses_no_deprecated_quantized_tensors():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's quantized-tensor deprecation would raise
+        q = Int8Linear(torch.nn.Linear(32, 16))
+        q(torch.randn(4, 32))
+        apply_linear(torch.randn(4, 3), q, cols=torch.tensor([0, 5, 9]))
+
+
+def test_int8_linear_rejects_inputs_of_the_wrong_width():
+    q = Int8Linear(torch.nn.Linear(32, 16))
+    with pytest.raises(ValueError, match=r"x must have 32 input features.*\(4, 31\)"):
+        q(torch.randn(4, 31))

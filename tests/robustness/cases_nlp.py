@@ -15,7 +15,12 @@ import numpy as np
 from tests.robustness.hostile import Case, Silent
 
 MODEL = "all-MiniLM-L6-v2"
-BATCH_COSINE = 0.9999  # float noise: GEMMs of other shapes sum in another order
+BATCH_COSINE = 0.9999  # fp32: float noise only (GEMMs of other shapes sum in another order)
+# With int8 linears each row is quantised on its own, but a row's fp32 attention output still
+# differs from batch to batch by float noise (padding changes the reduction lengths) and that
+# noise moves some int8 roundings: measured min 0.9974 over 50 Lee documents (per-tensor
+# activations, before: 0.93), so the pruned int8 encoder is held to this looser floor.
+BATCH_COSINE_INT8 = 0.995
 
 
 @functools.cache
@@ -40,9 +45,10 @@ def _batch_independent(pruned: bool):
         batched, alone = encoder.encode(texts, batch_size=8), encoder.encode(texts, batch_size=1)
         cosine = np.sum(batched * alone, axis=1)  # both L2-normalised
         worst = int(np.argmin(cosine))
-        if cosine[worst] < BATCH_COSINE:
+        floor = BATCH_COSINE_INT8 if pruned else BATCH_COSINE
+        if cosine[worst] < floor:
             raise Silent(f"text {worst}: cosine {cosine[worst]:.4f} between batch_size=8 and "
-                         f"batch_size=1 (must be >= {BATCH_COSINE})")
+                         f"batch_size=1 (must be >= {floor})")
         return True
 
     return run
@@ -107,6 +113,8 @@ def cases() -> list[Case]:
         Case(entry, "a text far beyond max_length", _encode(["word " * 5000]),
              check=_unit_rows(1)),
         Case(entry, "fp32: batch 8 equals batch 1", _batch_independent(False), check=bool),
+        Case(entry, "SpAttenConfig(): batch 8 equals batch 1", _batch_independent(True),
+             check=bool),
         Case("load_encoder", "unknown name", _load("all-MiniLM-L7"), r"all-MiniLM-L7"),
         Case("load_encoder", "a folder without a model", _load(lambda tmp: tmp), r"config\.json"
              r"|no such|not found|model"),

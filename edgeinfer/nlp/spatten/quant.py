@@ -1,13 +1,14 @@
-"""Int8 linear layers for the pruned forward: per-channel int8 weights, dynamic activations.
+"""Int8 linear layers for the pruned forward: per-channel int8 weights, per-row activations.
 
 A weight ``W (out, in)`` is stored as int8 ``Q`` with one scale per output row,
-``W ≈ scale[:, None] * Q`` (symmetric, ``|Q| <= 127``). The GEMM is fbgemm/onednn's
-``quantized.linear_dynamic``: the activation is quantised per call (per tensor, 7-bit
-``reduce_range``: the full 8-bit range saturates int16 pair sums on AVX2 — cosine 0.974 to
-fp32 on random data against 0.9998 with 7 bits) and the int32 result is rescaled to float.
-Head pruning slices whole rows (Q/K/V) or columns (output projection) of ``Q``; a per-row
-scale stays exact under both, so a sliced weight is re-packed, not re-quantised. Packed
-weights are cached per slice on the module (bounded): cascade head pruning repeats head sets.
+``W ≈ scale[:, None] * Q`` (symmetric, ``|Q| <= 127``). Each call quantises every row of the
+flattened input on its own (symmetric 8-bit, the row's absolute maximum maps to 127), multiplies
+in integers with ``torch._int_mm`` (int8 x int8 -> exact int32 sums) and rescales by the row's
+and the output channel's scales. Each step is per row or exact, so a row's result depends on
+that row alone: not on the other texts of a batch, nor on their padding. Head pruning slices
+whole rows (Q/K/V) or columns (output projection) of ``Q``; a per-row scale stays exact under
+both, so a sliced weight is re-laid out, never re-quantised. The transposed int8 weights are
+cached per slice on the module (bounded): cascade head pruning repeats head sets.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ...common_sparse import select_rows
 __all__ = ["Int8Linear", "apply_linear", "quantize_per_row"]
 
 _CACHE_SIZE = 16
+_TINY = torch.finfo(torch.float32).tiny
 
 
 def quantize_per_row(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,14 +41,18 @@ def quantize_per_row(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return quantised.to(torch.int8), scale
 
 
-def _check_engine() -> None:
-    engine = torch.backends.quantized.engine
-    if engine not in ("x86", "fbgemm", "onednn", "qnnpack"):
-        raise RuntimeError(
-            f"int8 linears need a quantized engine (x86, fbgemm, onednn or qnnpack); torch "
-            f"reports {engine!r} (supported here: {torch.backends.quantized.supported_engines}). "
-            f"Use SpAttenConfig(quant=QuantConfig(linear_int8=False))."
-        )
+def int8_rows_matmul(
+    x: torch.Tensor, weight_t: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """``x (M, in)`` float32 times int8 ``weight_t (in, out)`` with per-channel ``scale
+    (1, out)``: each row of ``x`` quantised to int8 on its own, exact int32 products, then
+    rescaled; ``+ bias (out,)`` when given. Returns float32 ``(M, out)``."""
+    amax = x.abs().amax(dim=1, keepdim=True)  # (M, 1)
+    inverse = 127.0 / amax.clamp_min_(_TINY)  # a zero row stays zero
+    rows = torch.mul(x, inverse).round_().to(torch.int8)  # |x * 127 / amax| <= 127
+    out = torch.mul(torch._int_mm(rows, weight_t), scale)  # (M, out) float32
+    out.div_(inverse)
+    return out if bias is None else out.add_(bias)
 
 
 class Int8Linear(nn.Module):
@@ -61,20 +67,16 @@ class Int8Linear(nn.Module):
         super().__init__()
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"linear must be an nn.Linear; got {type(linear).__name__}")
-        _check_engine()
         weight, scale = quantize_per_row(linear.weight)
         self.register_buffer("weight_int8", weight)
         self.register_buffer("scale", scale)
         bias = None if linear.bias is None else linear.bias.detach().float().clone()
         self.register_buffer("bias", bias)
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self._packed: OrderedDict[tuple, object] = OrderedDict()
+        self._packed: OrderedDict[tuple, tuple] = OrderedDict()
 
-    def dequantized(self) -> torch.Tensor:
-        """The float weight ``(out, in)`` the int8 GEMM effectively uses."""
-        return self.weight_int8.double().mul(self.scale[:, None]).float()
-
-    def _pack(self, rows: torch.Tensor | None, cols: torch.Tensor | None):
+    def _pack(self, rows: torch.Tensor | None, cols: torch.Tensor | None) -> tuple:
+        # (weight_t (in', out') int8 contiguous, scale (1, out') float32, bias (out',) or None)
         key = (
             None if rows is None else tuple(rows.tolist()),
             None if cols is None else tuple(cols.tolist()),
@@ -89,9 +91,7 @@ class Int8Linear(nn.Module):
             bias = None if bias is None else select_rows(bias, rows)
         if cols is not None:
             weight = weight.index_select(1, cols)
-        zero = torch.zeros(scale.numel(), dtype=torch.int64)
-        qweight = torch._make_per_channel_quantized_tensor(weight.contiguous(), scale, zero, 0)
-        packed = torch.ops.quantized.linear_prepack(qweight, bias)
+        packed = (weight.t().contiguous(), scale.float()[None, :], bias)
         self._packed[key] = packed
         if len(self._packed) > _CACHE_SIZE:
             self._packed.popitem(last=False)
@@ -100,9 +100,15 @@ class Int8Linear(nn.Module):
     def forward(
         self, x: torch.Tensor, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None
     ) -> torch.Tensor:
-        packed = self._pack(rows, cols)
+        weight_t, scale, bias = self._pack(rows, cols)
+        if x.shape[-1] != weight_t.shape[0]:
+            raise ValueError(
+                f"x must have {weight_t.shape[0]} input features (in_features "
+                f"{self.in_features}, {'sliced by cols' if cols is not None else 'unsliced'}); "
+                f"got shape {tuple(x.shape)}"
+            )
         flat = x.reshape(-1, x.shape[-1]).float().contiguous()
-        out = torch.ops.quantized.linear_dynamic(flat, packed, True)  # 7-bit: no saturation
+        out = int8_rows_matmul(flat, weight_t, scale, bias)
         return out.view(*x.shape[:-1], out.shape[-1])
 
 
