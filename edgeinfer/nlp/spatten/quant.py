@@ -2,13 +2,17 @@
 
 A weight ``W (out, in)`` is stored as int8 ``Q`` with one scale per output row,
 ``W ≈ scale[:, None] * Q`` (symmetric, ``|Q| <= 127``). Each call quantises every row of the
-flattened input on its own (symmetric 8-bit, the row's absolute maximum maps to 127), multiplies
-in integers with ``torch._int_mm`` (int8 x int8 -> exact int32 sums) and rescales by the row's
-and the output channel's scales. Each step is per row or exact, so a row's result depends on
-that row alone: not on the other texts of a batch, nor on their padding. Head pruning slices
-whole rows (Q/K/V) or columns (output projection) of ``Q``; a per-row scale stays exact under
-both, so a sliced weight is re-laid out, never re-quantised. The transposed int8 weights are
-cached per slice on the module (bounded): cascade head pruning repeats head sets.
+flattened input on its own (symmetric 8-bit: the row's absolute maximum maps to 127),
+multiplies in integers with ``torch._int_mm`` (int8 x int8 -> exact int32 sums: no int16
+saturation, so the full 8 bits are used, not the 7 of fbgemm's ``reduce_range``) and
+rescales by the row's and the output channel's scales. Every step is per row or exact, so a
+row's result depends on that row alone: not on the other texts of a batch, nor on padding.
+No quantized tensors are built (torch deprecates them) and no quantized engine is needed.
+
+Head pruning slices whole rows (Q/K/V) or columns (output projection) of ``Q``; a per-row
+scale stays exact under both, so a sliced weight is re-laid out, never re-quantised. The
+transposed int8 weights are cached per slice on the module (bounded, least recently used
+dropped): cascade head pruning repeats head sets.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from torch import nn
 
 from ...common_sparse import select_rows
 
-__all__ = ["Int8Linear", "apply_linear", "quantize_per_row"]
+__all__ = ["Int8Linear", "apply_linear", "int8_rows_matmul", "quantize_per_row", "quantize_rows"]
 
 _CACHE_SIZE = 16
 _TINY = torch.finfo(torch.float32).tiny
@@ -41,26 +45,51 @@ def quantize_per_row(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return quantised.to(torch.int8), scale
 
 
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row of ``x (M, K)`` float32 to symmetric int8 on its own: ``(q (M, K) int8,
+    step (M, 1) float32)`` with ``x ≈ step * q``, ``|q| <= 127`` (round half to even).
+
+    A zero row gives zeros; a row holding NaN/inf gets a non-finite ``step``, so its
+    product row is non-finite too (as a float linear's), never silently finite.
+    """
+    amax = torch.maximum(x.amax(dim=1, keepdim=True), x.amin(dim=1, keepdim=True).neg_())
+    step = amax.div_(127.0).clamp_min_(_TINY)  # (M, 1); the floor keeps 0 / step at 0
+    return torch.div(x, step).round_().to(torch.int8), step  # |x / step| <= 127 (+ rounding)
+
+
 def int8_rows_matmul(
     x: torch.Tensor, weight_t: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
-    """``x (M, in)`` float32 times int8 ``weight_t (in, out)`` with per-channel ``scale
-    (1, out)``: each row of ``x`` quantised to int8 on its own, exact int32 products, then
-    rescaled; ``+ bias (out,)`` when given. Returns float32 ``(M, out)``."""
-    amax = x.abs().amax(dim=1, keepdim=True)  # (M, 1)
-    inverse = 127.0 / amax.clamp_min_(_TINY)  # a zero row stays zero
-    rows = torch.mul(x, inverse).round_().to(torch.int8)  # |x * 127 / amax| <= 127
-    out = torch.mul(torch._int_mm(rows, weight_t), scale)  # (M, out) float32
-    out.div_(inverse)
-    return out if bias is None else out.add_(bias)
+    """``x (M, in)`` float32 times int8 ``weight_t (in, out)`` (contiguous) with per-channel
+    ``scale (1, out)`` float32, ``+ bias (out,)`` when given -> float32 ``(M, out)``.
+
+    Rows of ``x`` are quantised by :func:`quantize_rows`; the int32 sums are exact.
+    """
+    rows, step = quantize_rows(x)
+    out = torch._int_mm(rows, weight_t).float().mul_(scale)  # (M, out)
+    return out.mul_(step) if bias is None else torch.addcmul(bias, out, step)
+
+
+def _index_key(index: torch.Tensor | None) -> tuple | None:
+    # hashable and cheap (bytes, not a list of ints); dtype and shape keep keys apart
+    if index is None:
+        return None
+    if not isinstance(index, torch.Tensor):
+        raise TypeError(f"rows/cols must be 1-D int64 tensors or None; got {type(index).__name__}")
+    return (index.dtype, tuple(index.shape), index.detach().cpu().numpy().tobytes())
 
 
 class Int8Linear(nn.Module):
     """An ``nn.Linear`` with int8 per-row weights; call with optional ``rows``/``cols``.
 
-    ``forward(x (..., in), rows=None, cols=None) -> (..., out')``: ``rows (k,)`` int64 keeps
-    only those output features (and bias entries), ``cols (k,)`` only those input features
-    (``x`` then has ``k`` features). The source linear is not modified.
+    ``forward(x (..., in), rows=None, cols=None) -> (..., out')`` float32: ``rows (k,)``
+    int64 keeps only those output features (and bias entries), ``cols (k,)`` only those input
+    features (``x`` then has ``k`` features). The source linear is not modified.
+
+    Raises (``forward``):
+        TypeError: ``x`` not a floating tensor, or ``rows``/``cols`` not 1-D int64.
+        ValueError: ``x``'s last dimension is not the (sliced) input width, or an index is
+            out of range.
     """
 
     def __init__(self, linear: nn.Linear) -> None:
@@ -77,21 +106,19 @@ class Int8Linear(nn.Module):
 
     def _pack(self, rows: torch.Tensor | None, cols: torch.Tensor | None) -> tuple:
         # (weight_t (in', out') int8 contiguous, scale (1, out') float32, bias (out',) or None)
-        key = (
-            None if rows is None else tuple(rows.tolist()),
-            None if cols is None else tuple(cols.tolist()),
-        )
+        key = (_index_key(rows), _index_key(cols))
         packed = self._packed.get(key)
         if packed is not None:
             self._packed.move_to_end(key)
             return packed
-        weight, scale, bias = self.weight_int8, self.scale, self.bias
-        if rows is not None:
-            weight, scale = select_rows(weight, rows), select_rows(scale, rows)
-            bias = None if bias is None else select_rows(bias, rows)
+        weight_t, scale, bias = self.weight_int8.t(), self.scale, self.bias  # (in, out)
         if cols is not None:
-            weight = weight.index_select(1, cols)
-        packed = (weight.t().contiguous(), scale.float()[None, :], bias)
+            weight_t = select_rows(weight_t, cols)  # checks cols: 1-D int64 in [0, in)
+        if rows is not None:
+            scale = select_rows(scale, rows)  # checks rows: 1-D int64 in [0, out)
+            weight_t = weight_t.index_select(1, rows)
+            bias = None if bias is None else bias.index_select(0, rows)
+        packed = (weight_t.contiguous(), scale.float()[None, :], bias)
         self._packed[key] = packed
         if len(self._packed) > _CACHE_SIZE:
             self._packed.popitem(last=False)
@@ -100,6 +127,11 @@ class Int8Linear(nn.Module):
     def forward(
         self, x: torch.Tensor, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None
     ) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 1:
+            got = type(x).__name__
+            if isinstance(x, torch.Tensor):
+                got = f"{x.dtype} of shape {tuple(x.shape)}"
+            raise TypeError(f"x must be a floating tensor of shape (..., in_features); got {got}")
         weight_t, scale, bias = self._pack(rows, cols)
         if x.shape[-1] != weight_t.shape[0]:
             raise ValueError(
@@ -107,7 +139,7 @@ class Int8Linear(nn.Module):
                 f"{self.in_features}, {'sliced by cols' if cols is not None else 'unsliced'}); "
                 f"got shape {tuple(x.shape)}"
             )
-        flat = x.reshape(-1, x.shape[-1]).float().contiguous()
+        flat = x.reshape(-1, x.shape[-1]).float().contiguous()  # (M, in')
         out = int8_rows_matmul(flat, weight_t, scale, bias)
         return out.view(*x.shape[:-1], out.shape[-1])
 
