@@ -40,9 +40,8 @@ class DemoParser(argparse.ArgumentParser):
 
     def prepare_out(self, path: Path, flag: str = "--out") -> None:
         """Create the output folder now (not after minutes of work) and check it is writable."""
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            self.error(f"{flag}: cannot create the folder {str(path)!r} ({exc.strerror or exc})")
-        if not os.access(path, os.W_OK):
-            self.error(f"{flag}: the folder {str(path)!r} is not writable")
+        from edgeinfer._paths import folder_problem
+
+        problem = folder_problem(path)
+        if problem is not None:
+            self.error(f"{flag}: cannot write to the folder {str(path)!r} ({problem})")

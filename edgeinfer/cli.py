@@ -178,14 +178,12 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _writable_folder(flag: str, folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
-        raise UsageError(f"edgeinfer bench: {flag}: cannot create the folder {str(folder)!r} "
-                         f"({reason or exc})") from None
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"edgeinfer bench: {flag}: the folder {str(folder)!r} is not writable")
+    from ._paths import folder_problem
+
+    problem = folder_problem(folder)
+    if problem is not None:
+        raise UsageError(f"edgeinfer bench: {flag}: cannot write to the folder {str(folder)!r} "
+                         f"({problem})")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
