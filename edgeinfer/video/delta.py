@@ -51,7 +51,7 @@ from .delta_box import change_box, out_box, update_box
 from .delta_conv import DELTA_METHODS, Grid, activate, update_layer
 from .delta_prefix import DeltaPrefix, delta_prefix, max_delta_stages
 from .shift import shift_step
-from .tsm import TSMNet, check_frames
+from .tsm import TSMNet, stream_frame
 
 __all__ = ["DeltaConfig", "DeltaPrefix", "DeltaRunner", "DeltaStats", "delta_prefix",
            "max_delta_stages"]
@@ -209,16 +209,8 @@ class DeltaRunner:
         Raises:
             TypeError / ValueError: as :meth:`step`.
         """
-        if isinstance(frame, torch.Tensor) and frame.dim() == 3:
-            frame = frame.unsqueeze(0)
-        check_frames(frame, "frame", "(3, H, W) or (B, 3, H, W)", finite=False)
-        if self._frame_shape is not None and tuple(frame.shape) != self._frame_shape:
-            raise ValueError(
-                f"frame size changed mid-stream: expected {self._frame_shape} as on frame 0, got "
-                f"{tuple(frame.shape)}; resize frames to one size or call reset() first"
-            )
-        weight = next(self.model.parameters())
-        frame = frame.to(dtype=weight.dtype, device=weight.device)
+        # NaN/inf are checked below on the frame or its change score, before any state changes
+        frame = stream_frame(self.model, frame, self._frame_shape, finite=False)
         every = self.config.refresh_every
         dense = self._frame_shape is None or (every is not None and self.frames_seen % every == 0)
         with torch.inference_mode():

@@ -56,8 +56,8 @@ def _check_pte(path: Path) -> None:
 
 
 def _load_pte(runtime: object, path: Path) -> tuple[object, object]:
-    # (program, forward method); the loader's RuntimeError names only an error code
-    _check_pte(path)
+    # (program, forward method) of a file _check_pte accepted; the loader's RuntimeError
+    # names only an error code
     try:
         program = runtime.load_program(path)
         return program, program.load_method("forward")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .tsm import TSMNet, check_frames
+from .tsm import TSMNet, stream_frame
 
 if TYPE_CHECKING:
     from .runtime import ExecuTorchStreamingRunner, OnnxStreamingRunner
@@ -93,19 +93,9 @@ class StreamingRunner:
             ValueError: wrong rank/channels, NaN/inf values, or a size differing from the
                 stream's first frame (call :meth:`reset` to start a new stream at another size).
         """
-        if isinstance(frame, torch.Tensor) and frame.dim() == 3:
-            frame = frame.unsqueeze(0)
         if self.model.training:
             raise ValueError("model is in training mode; call model.eval() before streaming")
-        check_frames(frame, "frame", "(3, H, W) or (B, 3, H, W)")
-        if self._frame_shape is not None and tuple(frame.shape) != self._frame_shape:
-            raise ValueError(
-                f"frame size changed mid-stream: expected {self._frame_shape} (B, 3, H, W) as "
-                f"on frame 0, got {tuple(frame.shape)}; resize frames to one size or call "
-                "reset() first"
-            )
-        weight = next(self.model.parameters())
-        frame = frame.to(dtype=weight.dtype, device=weight.device)
+        frame = stream_frame(self.model, frame, self._frame_shape)
         buffers = self._buffers
         if buffers is None:
             batch, _, height, width = frame.shape

@@ -16,7 +16,7 @@ from .mobilenetv2 import MobileNetV2Backbone
 from .resnet import ResNetBackbone
 from .shift import check_fold
 
-__all__ = ["TSMNet", "build_backbone", "check_frames"]
+__all__ = ["TSMNet", "build_backbone", "check_frames", "stream_frame"]
 
 
 def build_backbone(config: VideoModelConfig) -> nn.Module:
@@ -71,6 +71,28 @@ def check_frames(x: object, name: str, layout: str, *, finite: bool = True) -> t
             "computed or kept: drop or repair it and go on"
         )
     return x
+
+
+def stream_frame(
+    model: nn.Module, frame: object, first_shape: tuple[int, ...] | None, *, finite: bool = True
+) -> torch.Tensor:
+    """One streamed frame ``(3, H, W)`` or ``(B, 3, H, W)`` checked (see :func:`check_frames`),
+    held to the stream's ``first_shape`` (None on frame 0) and cast to ``model``'s dtype:
+    the eager runners' shared front door. Returns ``(B, 3, H, W)``.
+
+    Raises:
+        TypeError / ValueError: as :func:`check_frames`, or a size differing from frame 0.
+    """
+    if isinstance(frame, torch.Tensor) and frame.dim() == 3:
+        frame = frame.unsqueeze(0)
+    frame = check_frames(frame, "frame", "(3, H, W) or (B, 3, H, W)", finite=finite)
+    if first_shape is not None and tuple(frame.shape) != first_shape:
+        raise ValueError(
+            f"frame size changed mid-stream: expected {first_shape} (B, 3, H, W) as on frame 0, "
+            f"got {tuple(frame.shape)}; resize frames to one size or call reset() first"
+        )
+    weight = next(model.parameters())
+    return frame.to(dtype=weight.dtype, device=weight.device)
 
 
 class TSMNet(nn.Module):
