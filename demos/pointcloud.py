@@ -123,20 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from edgeinfer.datasets import write_ply
-    from edgeinfer.pointcloud.train import (
-        confusion_matrix,
-        iou_from_confusion,
-        load_checkpoint,
-        load_pretrained,
-    )
+    from edgeinfer.pointcloud import load_pretrained
+    from edgeinfer.pointcloud.train import confusion_matrix, iou_from_confusion
 
     args = _parse(sys.argv[1:] if argv is None else argv)
-    model, meta = load_pretrained() if args.checkpoint is None else load_checkpoint(args.checkpoint)
-    class_names, voxel_size = meta["class_names"], float(meta["voxel_size"])
+    model, info = load_pretrained() if args.checkpoint is None else load_pretrained(args.checkpoint)
+    class_names, voxel_size = list(info.class_names), info.input.voxel_size
     name, points, intensity, labels = _load_scan(args)
     predicted, voxels, median, spread = _segment(model, points, intensity, voxel_size, args.runs)
-    print(f"{name}: {len(points)} points -> {voxels} voxels of {voxel_size} m; MinkUNet "
-          f"width {meta['config']['width']}, torch {torch.__version__}")
+    print(f"{name}: {len(points)} points -> {voxels} voxels of {voxel_size} m; {info.model} "
+          f"width {model.config.width}, torch {torch.__version__}")
     print(f"latency (voxelise + network, 1 thread, median of {args.runs}): {median:.1f} ms "
           f"(spread {spread:.1f} ms)")
     if labels is not None:

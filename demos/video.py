@@ -99,12 +99,11 @@ def _run(frames: np.ndarray, truth: list[str] | None, args: argparse.Namespace):
 def _run_at_profile(frames: np.ndarray, truth: list[str] | None, args: argparse.Namespace):
     import torch
 
-    from edgeinfer.video import FrameGate, GateConfig, GatedRunner, StreamingRunner
+    from edgeinfer.video import FrameGate, GateConfig, GatedRunner, StreamingRunner, load_pretrained
     from edgeinfer.video.skip import frame_to_tensor
-    from edgeinfer.video.train import load_pretrained
 
     model, info = load_pretrained("tsm", shift="causal")
-    names, size = info["class_names"], int(info["input_size"])
+    names, size = info.class_names, info.input.size[0]
 
     def preprocess(frame: np.ndarray) -> torch.Tensor:
         tensor = frame_to_tensor(frame)
@@ -132,11 +131,11 @@ def _run_at_profile(frames: np.ndarray, truth: list[str] | None, args: argparse.
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns 0. ``argv`` e.g. ``["--clips", "3", "--out", "/tmp/v"]``."""
     from edgeinfer.datasets import write_video
-    from edgeinfer.video.train import load_pretrained
+    from edgeinfer.video import load_pretrained
 
     args = _parse(sys.argv[1:] if argv is None else argv)
     _, info = load_pretrained("tsm")
-    frames, truth = _load_frames(args, int(info["input_size"]) * 2)
+    frames, truth = _load_frames(args, info.input.size[0] * 2)
     annotated, stats, seconds = _run(frames, truth, args)
     print(f"\n{stats.total} frames: {stats.processed} run, {stats.skipped} skipped "
           f"({100 * stats.skip_ratio:.0f} %); {stats.total / seconds:.0f} fps "

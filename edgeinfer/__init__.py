@@ -10,16 +10,21 @@ Three engines share one sparse core and one benchmark harness:
 
 ``import edgeinfer`` is cheap: it imports no dependency, builds no model and probes no
 hardware. Sub-packages load on first attribute access (``edgeinfer.bench``).
+``PretrainedInfo`` (with ``PointInput`` / ``FrameInput`` / ``TextInput``) is what every engine's
+``load_pretrained`` returns beside the model.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FrameInput",
+    "PointInput",
+    "PretrainedInfo",
+    "TextInput",
     "__version__",
     "bench",
     "common_sparse",
@@ -32,9 +37,14 @@ __all__ = [
 _SUBPACKAGES = frozenset({"bench", "common_sparse", "datasets", "nlp", "pointcloud", "video"})
 
 
-def __getattr__(name: str) -> ModuleType:
+_INFO = frozenset({"FrameInput", "PointInput", "PretrainedInfo", "TextInput"})
+
+
+def __getattr__(name: str) -> object:
     if name in _SUBPACKAGES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name in _INFO:  # plain dataclasses, no dependency
+        return getattr(importlib.import_module(f"{__name__}._info"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

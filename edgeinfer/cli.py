@@ -7,7 +7,6 @@ and exits with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import importlib.util
 import os
@@ -15,6 +14,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from ._names import close_matches
 
 __all__ = ["ENGINES", "UsageError", "main"]
 
@@ -36,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _closest(name: str, choices: Sequence[str]) -> str:
-    matches = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    matches = close_matches(name, choices)
     hint = f"; did you mean {' or '.join(repr(m) for m in matches)}?" if matches else ""
     return f"choose from {', '.join(choices)}{hint}"
 

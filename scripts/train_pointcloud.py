@@ -20,14 +20,13 @@ import torch
 from tqdm import tqdm
 
 from edgeinfer.datasets import SCENE_CLASSES
-from edgeinfer.pointcloud.train import (
+from edgeinfer.pointcloud.pretrained import (
     FEATURES,
     PRETRAINED_PATH,
-    TrainConfig,
     load_checkpoint,
     save_checkpoint,
-    train_segmenter,
 )
+from edgeinfer.pointcloud.train import TrainConfig, train_segmenter
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:

@@ -24,14 +24,8 @@ import torch
 
 from edgeinfer.datasets import MOTION_CLASSES, make_motion_dataset
 from edgeinfer.video import create_model
-from edgeinfer.video.train import (
-    CHECKPOINT_DIR,
-    PRETRAINED_KINDS,
-    TrainConfig,
-    evaluate,
-    save_checkpoint,
-    train_classifier,
-)
+from edgeinfer.video.pretrained import CHECKPOINT_DIR, PRETRAINED_KINDS, save_checkpoint
+from edgeinfer.video.train import TrainConfig, evaluate, train_classifier
 
 SHIFTS = {"tsm": "causal", "tsn": "none"}
 

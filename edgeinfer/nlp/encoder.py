@@ -20,16 +20,26 @@ from torch import nn
 from .registry import resolve_encoder_path
 from .spatten import SpAttenConfig, SpAttenStats, apply_spatten
 
-__all__ = ["Encoder", "load_encoder", "mean_pool"]
+__all__ = ["Encoder", "load_encoder", "mean_pool", "pool"]
 
 logger = logging.getLogger(__name__)
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """L2-normalised mean of ``hidden (B, L, D)`` over ``mask (B, L)`` rows -> ``(B, D)``."""
-    weights = mask.to(hidden.dtype).unsqueeze(-1)
-    summed = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(summed, p=2, dim=1)
+    return pool(hidden, mask, "mean", True)
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str = "mean",
+         normalize: bool = True) -> torch.Tensor:
+    """One vector per row of ``hidden (B, L, D)``: the mean over ``mask (B, L)`` rows
+    (``"mean"``) or the first token (``"cls"``), L2-normalised when ``normalize`` -> ``(B, D)``."""
+    if pooling == "cls":
+        vectors = hidden[:, 0]
+    else:
+        weights = mask.to(hidden.dtype).unsqueeze(-1)
+        vectors = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(vectors, p=2, dim=1) if normalize else vectors
 
 
 def _check_texts(texts: object) -> list[str]:
@@ -45,19 +55,24 @@ def _check_texts(texts: object) -> list[str]:
 
 
 class Encoder:
-    """Texts -> unit-length embeddings ``(N, D)`` float32 with a (pruned) encoder.
+    """Texts -> embeddings ``(N, D)`` float32 with a (pruned) encoder.
 
     Attributes: ``model`` the HF model, ``tokenizer``, ``spatten`` the SpAttenModel or
-    ``None``, ``max_length`` tokens per text (longer texts are truncated, with a warning).
+    ``None``, ``max_length`` tokens per text (longer texts are truncated, with a warning),
+    ``pooling`` (``"mean"`` over real tokens or ``"cls"``) and ``normalize`` (unit length).
     """
 
     def __init__(
-        self, model: nn.Module, tokenizer, *, spatten: SpAttenConfig | None, max_length: int
+        self, model: nn.Module, tokenizer, *, spatten: SpAttenConfig | None, max_length: int,
+        pooling: str = "mean", normalize: bool = True,
     ) -> None:
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls'; got {pooling!r}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.spatten = None if spatten is None else apply_spatten(model, spatten)
         self.max_length = max_length
+        self.pooling, self.normalize = pooling, bool(normalize)
 
     @property
     def dim(self) -> int:
@@ -80,10 +95,10 @@ class Encoder:
         """Embeddings ``(B, D)`` of tokenized ``inputs`` and the pruning stats (or ``None``)."""
         if self.spatten is not None:
             out = self.spatten(**inputs)
-            return mean_pool(out.hidden, out.mask), out.stats
+            return pool(out.hidden, out.mask, self.pooling, self.normalize), out.stats
         hf_inputs = {k: v for k, v in inputs.items() if k != "protect"}
         hidden = self.model(**hf_inputs).last_hidden_state
-        return mean_pool(hidden, inputs["attention_mask"]), None
+        return pool(hidden, inputs["attention_mask"], self.pooling, self.normalize), None
 
     def encode(
         self, texts: list[str], batch_size: int = 8, *, progress: bool = False
@@ -146,6 +161,8 @@ def load_encoder(
     spatten: SpAttenConfig | None = None,
     max_length: int | None = None,
     adaptation: str | Path | None = None,
+    pooling: str = "mean",
+    normalize: bool = True,
 ) -> Encoder:
     """Load a BERT-family sentence encoder offline, optionally with SpAtten pruning.
 
@@ -157,6 +174,8 @@ def load_encoder(
         adaptation: a pruning-aware distillation checkpoint (``spatten.adapt``,
             ``scripts/adapt_spatten.py``) loaded into the model's weights; needs ``spatten``,
             and warns when the checkpoint was trained for other keep ratios or layers.
+        pooling / normalize: how token vectors become the text's vector (``"mean"`` or
+            ``"cls"``; L2 normalisation); ``nlp.load_pretrained`` reads them from the folder.
 
     Raises:
         FileNotFoundError: unknown name / missing directory (lists what is available offline),
@@ -185,7 +204,8 @@ def load_encoder(
         raise TypeError(f"max_length must be an int or None; got {type(max_length).__name__}")
     elif not 2 <= max_length <= limit:
         raise ValueError(f"max_length must be in [2, {limit}] for this model; got {max_length}")
-    return Encoder(model, tokenizer, spatten=spatten, max_length=max_length)
+    return Encoder(model, tokenizer, spatten=spatten, max_length=max_length, pooling=pooling,
+                   normalize=normalize)
 
 
 def _read_model(path: Path):

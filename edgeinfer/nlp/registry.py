@@ -7,9 +7,10 @@ model directory. Encoders ship as HF directories; causal LMs may ship as one GGU
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 from pathlib import Path
+
+from .._names import close_matches
 
 __all__ = [
     "OFFLINE_CAUSAL_LMS",
@@ -75,7 +76,7 @@ def resolve_encoder_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
         return path
-    close = difflib.get_close_matches(name, list(OFFLINE_ENCODERS), n=3, cutoff=0.4)
+    close = close_matches(name, OFFLINE_ENCODERS, cutoff=0.4)
     hint = f" Did you mean {close}?" if close else ""
     raise FileNotFoundError(
         f"unknown encoder {name!r}: not a known offline name and not a local model directory "
@@ -116,7 +117,7 @@ def resolve_causal_lm(name_or_path: str | Path) -> tuple[Path, str | None]:
     path = Path(name_or_path).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
         return path, None
-    close = difflib.get_close_matches(name, list(OFFLINE_CAUSAL_LMS), n=3, cutoff=0.4)
+    close = close_matches(name, OFFLINE_CAUSAL_LMS, cutoff=0.4)
     hint = f" Did you mean {close}?" if close else ""
     raise FileNotFoundError(
         f"unknown causal LM {name!r}: not a known offline name and not a local model directory "

@@ -1,10 +1,10 @@
-"""Train a MinkUNet to segment generated street scans, and save / load its checkpoint.
+"""Train a MinkUNet to segment generated street scans (``pretrained`` saves and loads it).
 
 ```python
-from edgeinfer.pointcloud.train import TrainConfig, train_segmenter, load_pretrained
+from edgeinfer.pointcloud import TrainConfig, train_segmenter, load_pretrained, predict_points
 model, report = train_segmenter(TrainConfig(steps=400))   # report.class_iou, report.miou
-model, meta = load_pretrained()                            # the shipped checkpoint
-labels = predict_points(model, scan.points, scan.intensity, meta["voxel_size"])  # (N,)
+model, info = load_pretrained()                            # the shipped checkpoint
+labels = predict_points(model, scan.points, scan.intensity, info.input.voxel_size)  # (N,)
 ```
 
 A sample is one scan voxelised at ``voxel_size``; a voxel's features are those of its first
@@ -16,23 +16,20 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from .._checkpoint import read_checkpoint_file, state_dict_mismatch
 from ..datasets import SCENE_CLASSES, LidarScan, generate_scene
 from .models import MinkUNet, UNetConfig
+from .pretrained import FEATURES, PRETRAINED_PATH
 from .quantize import sparse_collate, sparse_quantize
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
     "FEATURES",
     "PRETRAINED_PATH",
     "TrainConfig",
@@ -41,10 +38,7 @@ __all__ = [
     "confusion_matrix",
     "evaluate_iou",
     "iou_from_confusion",
-    "load_checkpoint",
-    "load_pretrained",
     "predict_points",
-    "save_checkpoint",
     "train_segmenter",
     "voxel_features",
     "voxelize_scan",
@@ -52,10 +46,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "edgeinfer.pointcloud.segmenter/1"
-PRETRAINED_PATH = Path(__file__).parent / "checkpoints" / "minkunet_scenes.pt"
-FEATURES = ("intensity", "z / 2 m", "range / 50 m", "1")
-_META_KEYS = ("format", "model", "config", "class_names", "voxel_size")
 
 
 @dataclass(frozen=True)
@@ -274,76 +264,3 @@ def train_segmenter(config: TrainConfig = TrainConfig(), *,
         held_out = [generate_scene(seed, beams=config.beams) for seed in config.eval_seeds]
         report.class_iou, report.miou = evaluate_iou(model, held_out, config.voxel_size)
     return model, report
-
-
-def save_checkpoint(path: str | os.PathLike[str], model: MinkUNet, meta: dict[str, Any]) -> Path:
-    """Write ``model``'s state_dict, its config and ``meta`` (must hold ``class_names`` and
-    ``voxel_size``; e.g. also ``training``) to ``path``; returns the path.
-
-    Raises:
-        TypeError: ``model`` is not a MinkUNet. ValueError: ``meta`` lacks a required key.
-    """
-    if not isinstance(model, MinkUNet):
-        raise TypeError(f"save_checkpoint saves a MinkUNet; got {type(model).__name__}")
-    missing = [key for key in ("class_names", "voxel_size") if key not in meta]
-    if missing:
-        raise ValueError(f"save_checkpoint meta must hold {missing}; got keys {sorted(meta)}")
-    config = asdict(model.config)
-    config["channels"] = list(config["channels"])
-    full_meta = {**meta, "format": CHECKPOINT_FORMAT, "model": "minkunet", "config": config,
-                 "class_names": list(meta["class_names"]), "voxel_size": float(meta["voxel_size"])}
-    state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"meta": full_meta, "state_dict": state}, target)
-    return target
-
-
-def _read_checkpoint(source: Path) -> dict[str, Any]:
-    payload = read_checkpoint_file(
-        source, "checkpoint", "train one with `python scripts/train_pointcloud.py --out PATH` "
-        "or load the shipped one with load_pretrained()"
-    )
-    if not isinstance(payload, dict) or not {"meta", "state_dict"} <= set(payload):
-        got = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(
-            f"{source} is not a segmenter checkpoint: expected a dict with 'meta' and "
-            f"'state_dict' (written by save_checkpoint); got {got}"
-        )
-    meta = payload["meta"]
-    missing = [key for key in _META_KEYS if key not in meta]
-    if missing or meta["format"] != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{source}: checkpoint meta must hold {list(_META_KEYS)} with format "
-            f"{CHECKPOINT_FORMAT!r}; missing {missing}, format {meta.get('format')!r}"
-        )
-    return payload
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> tuple[MinkUNet, dict[str, Any]]:
-    """Rebuild the MinkUNet saved at ``path`` (eval mode) and return it with its meta.
-
-    Raises:
-        FileNotFoundError: no file. ValueError: a corrupt file, a file that is not a segmenter
-            checkpoint, or weights that do not match the saved config (names the keys/shapes).
-    """
-    source = Path(path)
-    payload = _read_checkpoint(source)
-    meta = payload["meta"]
-    config = dict(meta["config"])
-    config["channels"] = tuple(config.get("channels", ()))
-    model = MinkUNet(UNetConfig(**config))
-    state = payload["state_dict"]
-    mismatch = state_dict_mismatch(model.state_dict(), state)
-    if mismatch is not None:
-        raise ValueError(
-            f"{source}: weights do not match the saved config {config}: {mismatch}; "
-            "re-save the checkpoint"
-        )
-    model.load_state_dict(state)
-    return model.eval(), meta
-
-
-def load_pretrained() -> tuple[MinkUNet, dict[str, Any]]:
-    """The shipped MinkUNet trained on generated scenes (``PRETRAINED_PATH``) and its meta."""
-    return load_checkpoint(PRETRAINED_PATH)

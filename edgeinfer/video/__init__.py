@@ -8,14 +8,24 @@ the early stages only where a static camera's frame changed; ``export`` writes a
 ONNX (float or int8) or ExecuTorch model whose shift buffers are graph inputs/outputs, run by
 ``OnnxStreamingRunner`` / ``ExecuTorchStreamingRunner``. Only torch loads with this package
 (onnx/onnxruntime/executorch load when exporting or running an exported file).
-``load_pretrained("tsm" | "tsn")`` returns the small motion classifiers trained by
-``scripts/train_video.py`` on the synthetic motion set.
+``load_pretrained("tsm" | "tsn")`` returns ``(model, info)``: the small motion classifiers trained
+by ``scripts/train_video.py`` on the synthetic motion set and their ``PretrainedInfo``;
+``load_pretrained(path)`` reads any supported checkpoint file.
 """
 
+from .._info import FrameInput, PretrainedInfo
 from .config import ARCHS, MODEL_SHIFTS, VideoModelConfig
 from .delta import DeltaConfig, DeltaRunner, DeltaStats, delta_prefix, max_delta_stages
 from .export import EXPORT_FORMATS, export, onnx_node_count
 from .functional import buffer_shapes, clip_frame_logits, shift_sites, stream_step
+from .pretrained import (
+    PRETRAINED,
+    PRETRAINED_KINDS,
+    SOURCES,
+    load_checkpoint,
+    load_pretrained,
+    save_checkpoint,
+)
 from .registry import create_model, list_models
 from .runtime import ExecuTorchStreamingRunner, OnnxStreamingRunner
 from .shift import SHIFT_MODES, shift_step, temporal_shift
@@ -29,33 +39,28 @@ from .skip import (
     top_margin,
 )
 from .stream import StreamingRunner
-from .train import (
-    PRETRAINED_KINDS,
-    TrainConfig,
-    TrainResult,
-    evaluate,
-    load_checkpoint,
-    load_pretrained,
-    save_checkpoint,
-    train_classifier,
-)
+from .train import TrainConfig, TrainResult, evaluate, train_classifier
 from .tsm import TSMNet
 
 __all__ = [
     "ARCHS",
     "EXPORT_FORMATS",
     "MODEL_SHIFTS",
+    "PRETRAINED",
     "PRETRAINED_KINDS",
     "SHIFT_MODES",
+    "SOURCES",
     "DeltaConfig",
     "DeltaRunner",
     "DeltaStats",
     "ExecuTorchStreamingRunner",
     "FrameGate",
+    "FrameInput",
     "GateConfig",
     "GateStats",
     "GatedRunner",
     "OnnxStreamingRunner",
+    "PretrainedInfo",
     "StreamingRunner",
     "TSMNet",
     "TrainConfig",

@@ -66,7 +66,7 @@ _DELTA_FRACTIONS = (0.01, 0.05, 0.10, 0.25)
 
 @functools.lru_cache(maxsize=4)
 def _pretrained(kind: str, shift: str | None = None):
-    from .train import load_pretrained
+    from .pretrained import load_pretrained
 
     return load_pretrained(kind, shift=shift)
 
@@ -117,8 +117,8 @@ def _setup_offline(per_class: int) -> dict[str, Any]:
 
     tsn, info = _pretrained("tsn")
     tsm, _ = _pretrained("tsm")
-    seed = int(info["metadata"].get("eval_seed", 0))
-    clips, labels = make_motion_dataset(per_class, seed, size=int(info["input_size"]))
+    seed = int(info.metadata.get("eval_seed", 0))
+    clips, labels = make_motion_dataset(per_class, seed, size=info.input.size[0])
     return {"tsn": tsn, "tsm": tsm, "clip": clips_to_tensor(clips), "labels": labels}
 
 
@@ -168,7 +168,7 @@ def _setup_gate(streams: int, frames: int, rate: float) -> dict[str, Any]:
     from .stream import StreamingRunner
 
     model, info = _pretrained("tsm", "causal")
-    side = int(info["input_size"])  # the size it was trained at (larger: out of distribution)
+    side = info.input.size[0]  # the size it was trained at (larger: out of distribution)
 
     def preprocess(frame: np.ndarray):
         tensor = frame_to_tensor(frame)

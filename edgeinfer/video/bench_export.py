@@ -103,12 +103,13 @@ def _setup_motion() -> dict[str, Any]:
 
     from ..datasets.video import make_motion_dataset
     from .export import export
+    from .pretrained import load_pretrained
     from .runtime import OnnxStreamingRunner
-    from .train import clips_to_tensor, load_pretrained
+    from .train import clips_to_tensor
 
     model, info = load_pretrained("tsm", shift="causal")
-    side, folder = int(info["input_size"]), _folder()
-    train_seed = int(info["metadata"]["train_config"]["train_seed"])
+    side, folder = info.input.size[0], _folder()
+    train_seed = int(info.metadata["train_config"]["train_seed"])
     calibration, _ = make_motion_dataset(3, train_seed, size=side)  # 27 clips, not held out
     frames = list(clips_to_tensor(calibration)[:24 * model.config.n_segment])
     threads = torch.get_num_threads()
@@ -117,7 +118,7 @@ def _setup_motion() -> dict[str, Any]:
              for kind in ("float", "int8")}
     runners = {kind: OnnxStreamingRunner(path, num_threads=threads)
                for kind, path in paths.items()}
-    clips, labels = make_motion_dataset(20, int(info["metadata"]["eval_seed"]), size=side)
+    clips, labels = make_motion_dataset(20, int(info.metadata["eval_seed"]), size=side)
     return {"model": model, "frame": clips_to_tensor(clips[:1])[:1], "runner": runners["int8"],
             "float_runner": runners["float"], "buffers": model.init_buffers(1, side, side),
             "clips": clips_to_tensor(clips).reshape(len(clips), -1, 3, side, side),

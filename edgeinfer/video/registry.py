@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 
+from .._names import unknown_name
 from .config import VideoModelConfig
 from .tsm import TSMNet
 
-__all__ = ["create_model", "list_models"]
+__all__ = ["create_model", "list_models", "registry_name"]
 
 _MODELS: dict[str, str] = {
     "tsm_mobilenetv2": "mobilenetv2",
@@ -37,9 +37,7 @@ def create_model(name: str, **kwargs: object) -> TSMNet:
         TypeError: an unknown or missing keyword, or a config value of the wrong type.
     """
     if name not in _MODELS:
-        close = difflib.get_close_matches(str(name), list(_MODELS), n=3, cutoff=0.6)
-        hint = f"did you mean {close}? " if close else ""
-        raise ValueError(f"unknown video model {name!r}; {hint}available: {list_models()}")
+        raise ValueError(unknown_name("video model", name, _MODELS, cutoff=0.6))
     unknown = sorted(set(kwargs) - set(_OPTIONS))
     if unknown:
         raise TypeError(
@@ -48,3 +46,8 @@ def create_model(name: str, **kwargs: object) -> TSMNet:
     if "num_classes" not in kwargs:
         raise TypeError(f"create_model({name!r}) needs num_classes=<int>, the classifier size")
     return TSMNet(VideoModelConfig(arch=_MODELS[name], **kwargs))  # type: ignore[arg-type]
+
+
+def registry_name(model: TSMNet) -> str:
+    """The registry name ``model`` is built as (``"tsm_mobilenetv2"`` for a MobileNetV2 TSM)."""
+    return next(name for name, arch in _MODELS.items() if arch == model.config.arch)

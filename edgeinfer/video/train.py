@@ -1,4 +1,4 @@
-"""Train TSM / TSN classifiers on the synthetic motion set, evaluate them, save and load them.
+"""Train TSM / TSN classifiers on the synthetic motion set and evaluate them.
 
 ``train_classifier`` fits a :class:`~edgeinfer.video.TSMNet` on clips drawn fresh from
 :func:`~edgeinfer.datasets.make_motion_dataset` (one new pool of clips per epoch, seeds from
@@ -9,58 +9,37 @@ runs out first (the schedule follows the larger fraction used, so a time-capped 
 anneals). Inputs are RGB in [0, 1] without mean/std, as
 :func:`~edgeinfer.video.frame_to_tensor` feeds a streaming model.
 
-A checkpoint is a ``torch.save`` dict: ``format``, ``model`` (name), ``config`` (the
-:class:`~edgeinfer.video.VideoModelConfig` fields), ``class_names``, ``input_size``,
-``state_dict`` (float16 to keep shipped files small) and ``metadata`` (seeds, steps, loss,
-held-out accuracy, ...). :func:`load_pretrained` loads the shipped ``"tsm"`` or ``"tsn"`` one;
-``shift=`` rebuilds it with another shift mode (the parameters do not depend on it).
+Checkpoints (save, load, the shipped ``"tsm"`` / ``"tsn"`` ones) live in
+:mod:`edgeinfer.video.pretrained`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._checkpoint import read_checkpoint_file
-from .config import VideoModelConfig
-from .registry import create_model
 from .tsm import TSMNet
 
 __all__ = [
-    "CHECKPOINT_DIR",
-    "CHECKPOINT_FORMAT",
     "DIRECTION_PAIRS",
-    "PRETRAINED_KINDS",
     "TrainConfig",
     "TrainResult",
     "clips_to_tensor",
     "evaluate",
-    "load_checkpoint",
-    "load_pretrained",
     "pair_accuracy",
     "predict",
-    "save_checkpoint",
     "train_classifier",
 ]
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-CHECKPOINT_FORMAT = "edgeinfer.video/1"
-PRETRAINED_KINDS: dict[str, str] = {"tsm": "motion_tsm.pt", "tsn": "motion_tsn.pt"}
 DIRECTION_PAIRS: tuple[tuple[str, str], ...] = (
     ("left", "right"), ("up", "down"), ("approach", "recede"), ("rotate_cw", "rotate_ccw"),
 )
-_MODEL_NAMES = {"mobilenetv2": "tsm_mobilenetv2", "resnet18": "tsm_resnet18",
-                "resnet50": "tsm_resnet50"}
 
 
 @dataclass(frozen=True)
@@ -248,80 +227,3 @@ def evaluate(
     for pair in DIRECTION_PAIRS:
         result["/".join(pair)] = pair_accuracy(predictions, labels, class_names, pair)
     return result
-
-
-def save_checkpoint(
-    path: str | os.PathLike[str], model: TSMNet, *, class_names: tuple[str, ...],
-    input_size: int, metadata: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write ``model`` (float16 weights), its config, class names and ``metadata`` to ``path``.
-
-    Raises:
-        TypeError: ``model`` not a TSMNet. ValueError: class names not matching the head.
-    """
-    if not isinstance(model, TSMNet):
-        raise TypeError(f"model must be a TSMNet; got {type(model).__name__}")
-    if len(class_names) != model.config.num_classes:
-        raise ValueError(f"{len(class_names)} class names for a {model.config.num_classes}-"
-                         "class model; pass one name per output")
-    state = {key: value.half() if value.is_floating_point() else value
-             for key, value in model.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({
-        "format": CHECKPOINT_FORMAT, "model": _MODEL_NAMES[model.config.arch],
-        "config": dataclasses.asdict(model.config), "class_names": list(class_names),
-        "input_size": int(input_size), "state_dict": state, "metadata": dict(metadata or {}),
-    }, path)
-    return path
-
-
-def _read(path: Path) -> dict[str, Any]:
-    payload = read_checkpoint_file(
-        path, "video checkpoint", "train one with scripts/train_video.py or pass the right path"
-    )
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"{path} is not a video checkpoint: format {got!r}, expected "
-                         f"{CHECKPOINT_FORMAT!r}; write it with save_checkpoint")
-    return payload
-
-
-def load_checkpoint(
-    path: str | os.PathLike[str], *, shift: str | None = None
-) -> tuple[TSMNet, dict[str, Any]]:
-    """Load a checkpoint: ``(model in eval mode, info)``; ``info`` holds ``class_names``,
-    ``input_size``, ``config`` and ``metadata``. ``shift`` overrides the saved shift mode.
-
-    Raises:
-        FileNotFoundError: no file. ValueError: not a video checkpoint, corrupt, or weights not
-            matching the config.
-    """
-    path = Path(path)
-    payload = _read(path)
-    config = dict(payload["config"])
-    config.pop("arch", None)
-    if shift is not None:
-        config["shift"] = shift
-    model = create_model(payload["model"], **config)
-    state = {key: value.float() if value.is_floating_point() else value
-             for key, value in payload["state_dict"].items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: weights do not fit the saved config ({error})") from error
-    info = {key: payload[key] for key in ("class_names", "input_size", "metadata")}
-    info["class_names"] = tuple(info["class_names"])
-    info["config"] = VideoModelConfig(**{**config, "arch": payload["config"]["arch"]})
-    return model.eval(), info
-
-
-def load_pretrained(kind: str = "tsm", *, shift: str | None = None) -> tuple[TSMNet, dict]:
-    """The shipped motion classifier ``kind`` (``"tsm"``: causal TSM, ``"tsn"``: its TSN twin).
-
-    Raises:
-        ValueError: unknown kind. FileNotFoundError: the checkpoint is not installed.
-    """
-    if kind not in PRETRAINED_KINDS:
-        raise ValueError(f"kind must be one of {list(PRETRAINED_KINDS)}; got {kind!r}")
-    return load_checkpoint(CHECKPOINT_DIR / PRETRAINED_KINDS[kind], shift=shift)

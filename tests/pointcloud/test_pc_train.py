@@ -4,44 +4,23 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from edgeinfer.datasets import SCENE_CLASSES, generate_scene
-from edgeinfer.pointcloud import create_model, sparse_collate
+from edgeinfer.pointcloud import load_pretrained
+from edgeinfer.pointcloud.pretrained import PRETRAINED_PATH
 from edgeinfer.pointcloud.train import (
-    PRETRAINED_PATH,
     TrainConfig,
     confusion_matrix,
     evaluate_iou,
     iou_from_confusion,
-    load_checkpoint,
-    load_pretrained,
-    save_checkpoint,
     train_segmenter,
     voxelize_scan,
 )
 
 SHIPPED_MIOU_FLOOR = 0.70  # measured 0.807 on seed 0 (64 beams), minus a 0.1 margin
-META = {"class_names": list(SCENE_CLASSES), "voxel_size": 0.2}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
-
-
-@pytest.fixture(scope="module")
-def small_scan():
-    return generate_scene(1000, beams=16)
-
-
-def _tiny_model(seed=0):
-    torch.manual_seed(seed)
-    return create_model("minkunet", 4, len(SCENE_CLASSES), width=0.125, blocks=1).eval()
-
-
-def _logits(model, scan, voxel_size=0.2):
-    sample = voxelize_scan(scan.points, scan.intensity, voxel_size)
-    with torch.no_grad():
-        return model(sparse_collate([(sample.coords, sample.feats)])).feats
 
 
 def test_tiny_training_reduces_the_loss():
@@ -74,44 +53,7 @@ def test_iou_is_one_for_perfect_predictions_and_nan_for_absent_classes():
     assert miou == pytest.approx((0.5 + 0.5 + 1.0) / 3)
 
 
-def test_checkpoint_round_trip_gives_equal_outputs(tmp_path, small_scan):
-    model = _tiny_model()
-    path = save_checkpoint(tmp_path / "sub" / "tiny.pt", model, {**META, "training": {"a": 1}})
-    loaded, meta = load_checkpoint(path)
-    assert meta["voxel_size"] == 0.2 and meta["class_names"] == list(SCENE_CLASSES)
-    assert meta["training"] == {"a": 1} and meta["config"]["width"] == 0.125
-    assert torch.equal(_logits(model, small_scan), _logits(loaded, small_scan))
-
-
-def test_load_errors_say_what_is_wrong(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"no checkpoint at .*train one"):
-        load_checkpoint(tmp_path / "missing.pt")
-    corrupt = tmp_path / "corrupt.pt"
-    corrupt.write_bytes(b"\x00not a checkpoint at all")
-    with pytest.raises(ValueError, match="not a readable checkpoint"):
-        load_checkpoint(corrupt)
-    other = tmp_path / "other.pt"
-    torch.save({"weights": torch.zeros(2)}, other)
-    with pytest.raises(ValueError, match=r"not a segmenter checkpoint.*'meta' and 'state_dict'"):
-        load_checkpoint(other)
-    path = save_checkpoint(tmp_path / "ok.pt", _tiny_model(), META)
-    payload = torch.load(path, weights_only=True)
-    payload["state_dict"].pop("classifier.weight")
-    payload["state_dict"]["extra.weight"] = torch.zeros(1)
-    torch.save(payload, path)
-    with pytest.raises(ValueError, match=r"weights do not match.*classifier\.weight.*extra"):
-        load_checkpoint(path)
-    payload["meta"].pop("voxel_size")
-    torch.save(payload, path)
-    with pytest.raises(ValueError, match=r"meta must hold.*missing \['voxel_size'\]"):
-        load_checkpoint(path)
-
-
-def test_bad_inputs_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="meta must hold \\['voxel_size'\\]"):
-        save_checkpoint(tmp_path / "x.pt", _tiny_model(), {"class_names": ["a"]})
-    with pytest.raises(TypeError, match="saves a MinkUNet"):
-        save_checkpoint(tmp_path / "x.pt", torch.nn.Linear(2, 2), META)
+def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="overlap on \\[3\\]"):
         TrainConfig(train_seeds=(3, 4), eval_seeds=(3,))
     with pytest.raises(ValueError, match="empty scan"):
@@ -120,10 +62,10 @@ def test_bad_inputs_are_refused(tmp_path):
 
 def test_shipped_checkpoint_segments_a_held_out_scene():
     assert PRETRAINED_PATH.is_file() and PRETRAINED_PATH.stat().st_size < 8_000_000
-    model, meta = load_pretrained()
-    training = meta["training"]
-    assert meta["class_names"] == list(SCENE_CLASSES)
+    model, info = load_pretrained()
+    training = info.metadata["training"]
+    assert info.class_names == SCENE_CLASSES and info.source == "minkunet-scenes"
     assert not set(training["train_seeds"]) & {0}  # seed 0 is held out
-    per_class, miou = evaluate_iou(model, [generate_scene(0)], meta["voxel_size"])
+    per_class, miou = evaluate_iou(model, [generate_scene(0)], info.input.voxel_size)
     assert miou > SHIPPED_MIOU_FLOOR, per_class
     assert per_class["ground"] > 0.9

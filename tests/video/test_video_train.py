@@ -5,15 +5,12 @@ import pytest
 import torch
 
 from edgeinfer.datasets import MOTION_CLASSES, make_motion_dataset
-from edgeinfer.video import create_model
+from edgeinfer.video import create_model, load_checkpoint, load_pretrained, save_checkpoint
 from edgeinfer.video.train import (
     DIRECTION_PAIRS,
     TrainConfig,
     clips_to_tensor,
     evaluate,
-    load_checkpoint,
-    load_pretrained,
-    save_checkpoint,
     train_classifier,
 )
 
@@ -61,8 +58,10 @@ def test_checkpoint_round_trip(tmp_path):
     path = save_checkpoint(tmp_path / "m.pt", model, class_names=MOTION_CLASSES, input_size=16,
                            metadata={"note": "x"})
     loaded, info = load_checkpoint(path)
-    assert info["class_names"] == MOTION_CLASSES and info["metadata"] == {"note": "x"}
-    assert info["config"] == model.config and not loaded.training
+    assert info.class_names == MOTION_CLASSES and info.metadata == {"note": "x"}
+    assert info.input.size == (16, 16) and info.model == "tsm_resnet18"
+    assert loaded.config == model.config and not loaded.training
+    assert load_pretrained(path)[1] == info and info.source == str(path)
     clip = torch.rand(8, 3, 16, 16)
     # weights are stored in float16: equal to the rounded weights, close to the originals
     torch.testing.assert_close(loaded(clip), model(clip), atol=2e-2, rtol=2e-2)
@@ -79,12 +78,16 @@ def test_checkpoint_errors(tmp_path):
         load_checkpoint(corrupt)
     other = tmp_path / "other.pt"
     torch.save({"format": "something/else"}, other)
-    with pytest.raises(ValueError, match="is not a video checkpoint"):
+    with pytest.raises(ValueError, match="is not an edgeinfer checkpoint"):
         load_checkpoint(other)
+    with pytest.raises(ValueError, match="not a video checkpoint any importer knows"):
+        load_pretrained(other)
     with pytest.raises(ValueError, match="one name per output"):
         save_checkpoint(tmp_path / "x.pt", _tiny(), class_names=("a",), input_size=16)
-    with pytest.raises(ValueError, match="kind must be one of"):
+    with pytest.raises(FileNotFoundError, match=r"unknown video checkpoint.*'i3d'.*tsm, tsn"):
         load_pretrained("i3d")
+    with pytest.raises(FileNotFoundError, match=r"did you mean 'tsm'"):
+        load_pretrained("tsmm")
 
 
 def test_shipped_checkpoints_share_architecture_and_record_accuracy():
@@ -92,17 +95,17 @@ def test_shipped_checkpoints_share_architecture_and_record_accuracy():
     tsn, tsn_info = load_pretrained("tsn")
     assert tsm.config.shift == "causal" and tsn.config.shift == "none"
     assert {**vars(tsm.config), "shift": "none"} == vars(tsn.config)
-    assert tsm_info["class_names"] == MOTION_CLASSES
+    assert tsm_info.class_names == MOTION_CLASSES and tsm_info.source == "tsm"
     for info in (tsm_info, tsn_info):
-        assert 0.0 <= info["metadata"]["held_out"]["accuracy"] <= 1.0
+        assert 0.0 <= info.metadata["held_out"]["accuracy"] <= 1.0
 
 
 @pytest.mark.parametrize("kind", ["tsm", "tsn"])
 def test_shipped_checkpoint_reproduces_its_recorded_accuracy(kind):
     model, info = load_pretrained(kind)
-    meta = info["metadata"]
+    meta = info.metadata
     clips, labels = make_motion_dataset(meta["eval_per_class"], meta["eval_seed"],
-                                        size=info["input_size"])
+                                        size=info.input.size[0])
     scores = evaluate(model, clips, labels, MOTION_CLASSES)
     assert abs(scores["accuracy"] - meta["held_out"]["accuracy"]) <= ACCURACY_SLACK
 
@@ -110,7 +113,7 @@ def test_shipped_checkpoint_reproduces_its_recorded_accuracy(kind):
 def test_shipped_tsm_beats_tsn_on_direction_pairs():
     tsm, info = load_pretrained("tsm")
     tsn, _ = load_pretrained("tsn")
-    clips, labels = make_motion_dataset(16, 12345, size=info["input_size"])
+    clips, labels = make_motion_dataset(16, 12345, size=info.input.size[0])
     tsm_scores = evaluate(tsm, clips, labels, MOTION_CLASSES)
     tsn_scores = evaluate(tsn, clips, labels, MOTION_CLASSES)
     gain = tsm_scores["direction accuracy"] - tsn_scores["direction accuracy"]
