@@ -30,6 +30,9 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", type=Path, default=None, help="a video file (default: "
                         "generated motion clips)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="a video checkpoint of "
+                        "any supported source (edgeinfer, official TSM; default: the shipped "
+                        "motion TSM); run causally")
     parser.add_argument("--clips", type=int, default=6, help="generated clips (1-50)")
     parser.add_argument("--max-frames", type=int, default=300, help="frames of --input read")
     parser.add_argument("--threshold", type=float, default=0.1, help="gate threshold (grey "
@@ -49,6 +52,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     if args.threads < 1:
         parser.error(f"--threads must be >= 1; got {args.threads}")
     parser.check_input(args.input, ())
+    parser.check_input(args.checkpoint, (), "--checkpoint")
     parser.prepare_out(args.out)
     return args
 
@@ -99,15 +103,16 @@ def _run(frames: np.ndarray, truth: list[str] | None, args: argparse.Namespace):
 def _run_at_profile(frames: np.ndarray, truth: list[str] | None, args: argparse.Namespace):
     import torch
 
-    from edgeinfer.video import FrameGate, GateConfig, GatedRunner, StreamingRunner, load_pretrained
+    from edgeinfer.video import FrameGate, GateConfig, GatedRunner, StreamingRunner
     from edgeinfer.video.skip import frame_to_tensor
 
-    model, info = load_pretrained("tsm", shift="causal")
-    names, size = info.class_names, info.input.size[0]
+    model, info = args.loaded
+    names, size = info.class_names, info.input.size
 
     def preprocess(frame: np.ndarray) -> torch.Tensor:
+        # RGB in [0, 1] at the checkpoint's size; the model applies its own normalisation
         tensor = frame_to_tensor(frame)
-        return torch.nn.functional.interpolate(tensor, size=(size, size), mode="area")
+        return torch.nn.functional.interpolate(tensor, size=size, mode="area")
 
     gated = GatedRunner(StreamingRunner(model), FrameGate(GateConfig(threshold=args.threshold)),
                         preprocess=preprocess)
@@ -134,7 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edgeinfer.video import load_pretrained
 
     args = _parse(sys.argv[1:] if argv is None else argv)
-    _, info = load_pretrained("tsm")
+    args.loaded = load_pretrained(args.checkpoint or "tsm", shift="causal")
+    info = args.loaded[1]
+    print(f"model {info.model} from {info.source} ({info.format}), {len(info.class_names)} "
+          f"classes, frames {info.input.size[1]}x{info.input.size[0]} {info.input.colour_order}")
     frames, truth = _load_frames(args, info.input.size[0] * 2)
     annotated, stats, seconds = _run(frames, truth, args)
     print(f"\n{stats.total} frames: {stats.processed} run, {stats.skipped} skipped "

@@ -32,6 +32,9 @@ class VideoModelConfig:
         fold_div: each shifted block moves ``C // fold_div`` channels per direction.
         width: channel multiplier of the backbone (1.0 = the published widths).
         dropout: dropout probability before the classifier.
+        input_mean / input_std: per-channel normalisation the model applies to its ``[0, 1]``
+            frames before the first layer (``(frame - mean) / std``; the defaults: none). An
+            imported ImageNet-trained checkpoint carries ImageNet's.
 
     Raises:
         TypeError: a field of the wrong type.
@@ -45,6 +48,8 @@ class VideoModelConfig:
     fold_div: int = 8
     width: float = 1.0
     dropout: float = 0.5
+    input_mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    input_std: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -73,3 +78,16 @@ class VideoModelConfig:
             raise ValueError(f"width must be > 0 (1.0 = published widths); got {self.width}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); got {self.dropout}")
+        for name in ("input_mean", "input_std"):
+            values = getattr(self, name)
+            if not isinstance(values, (tuple, list)) or len(values) != 3 \
+                    or not all(_is_number(v) and math.isfinite(v) for v in values):
+                raise ValueError(f"{name} must be 3 finite floats (R, G, B); got {values!r}")
+            object.__setattr__(self, name, tuple(float(v) for v in values))
+        if min(self.input_std) <= 0:
+            raise ValueError(f"input_std must be > 0 per channel; got {self.input_std}")
+
+    @property
+    def normalised(self) -> bool:
+        """True when the model shifts or scales its input frames."""
+        return self.input_mean != (0.0, 0.0, 0.0) or self.input_std != (1.0, 1.0, 1.0)

@@ -211,11 +211,13 @@ class DeltaRunner:
         """
         # NaN/inf are checked below on the frame or its change score, before any state changes
         frame = stream_frame(self.model, frame, self._frame_shape, finite=False)
+        shape = tuple(frame.shape)
+        frame = self.model.normalize(frame)  # the deltas of normalised frames: still exact
         every = self.config.refresh_every
         dense = self._frame_shape is None or (every is not None and self.frames_seen % every == 0)
         with torch.inference_mode():
             x = self._dense_prefix(frame) if dense else self._sparse_prefix(frame)
-        self._frame_shape = tuple(frame.shape)
+        self._frame_shape = shape
         self.frames_seen += 1
         return x
 

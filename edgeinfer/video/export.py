@@ -50,7 +50,8 @@ class _StreamingGraph(nn.Module):
     def forward(self, frame: torch.Tensor, *buffers: torch.Tensor) -> tuple[torch.Tensor, ...]:
         model = self.model
         logits, new_buffers = stream_step(
-            model.backbone, model.head, frame, buffers, fold_div=model.config.fold_div
+            model.backbone, model.head, model.normalize(frame), buffers,
+            fold_div=model.config.fold_div,
         )
         return (logits, *new_buffers)
 
@@ -65,7 +66,8 @@ class _OfflineGraph(nn.Module):
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         config = self.model.config
         return clip_frame_logits(
-            self.model.backbone, self.model.head, clip, n_segment=config.n_segment,
+            self.model.backbone, self.model.head, self.model.normalize(clip),
+            n_segment=config.n_segment,
             shift=config.shift, fold_div=config.fold_div,
         ).mean(dim=1)
 

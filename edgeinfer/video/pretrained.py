@@ -30,6 +30,7 @@ from .._checkpoint import (
     write_envelope,
 )
 from .._info import FrameInput, PretrainedInfo
+from .importers import detect_online, detect_tsm, load_online, load_tsm
 from .registry import create_model, registry_name
 from .tsm import TSMNet
 
@@ -138,6 +139,8 @@ SOURCES: dict[str, Importer] = {
     "edgeinfer": (lambda p: is_envelope(p) or _is_legacy(p),
                   lambda p, s, shift: (_from_legacy if _is_legacy(p) else _from_envelope)(
                       p, s, shift)),
+    "tsm": (detect_tsm, load_tsm),
+    "tsm-online": (detect_online, load_online),
 }
 """``source name -> (detect(payload), load(payload, path, shift))``, tried in order."""
 

@@ -117,11 +117,22 @@ class TSMNet(nn.Module):
             nn.Dropout(config.dropout), nn.Linear(self.backbone.num_features, config.num_classes)
         )
         _init_weights(self)
+        shape = (1, 3, 1, 1)  # not saved: the config holds the values
+        self.register_buffer("input_mean", torch.tensor(config.input_mean).view(shape), False)
+        self.register_buffer("input_std", torch.tensor(config.input_std).view(shape), False)
         self._buffer_shapes: dict[tuple[int, int, int], list[tuple[int, ...]]] = {}
         if config.shift != "none":
             for index in shift_sites(self.backbone):
                 channels = self.backbone.blocks[index].in_channels
                 check_fold(channels, config.fold_div, where=f"block {index} (width={config.width})")
+
+    def normalize(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(frames - input_mean) / input_std`` per channel (``frames`` itself when the config
+        has no normalisation): what every forward applies to its ``[0, 1]`` frames first."""
+        if not self.config.normalised:
+            return frames
+        mean, std = self.input_mean.to(frames.dtype), self.input_std.to(frames.dtype)
+        return (frames - mean) / std
 
     @property
     def num_shift_sites(self) -> int:
@@ -147,7 +158,7 @@ class TSMNet(nn.Module):
                 f"{t}-frame clips as (N*T, 3, H, W) or build the model with another n_segment"
             )
         return clip_frame_logits(
-            self.backbone, self.head, clip, n_segment=t, shift=self.config.shift,
+            self.backbone, self.head, self.normalize(clip), n_segment=t, shift=self.config.shift,
             fold_div=self.config.fold_div,
         )
 
@@ -191,7 +202,8 @@ class TSMNet(nn.Module):
             torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling()
         )
         return stream_step(
-            self.backbone, self.head, frame, tuple(buffers), fold_div=self.config.fold_div,
+            self.backbone, self.head, self.normalize(frame), tuple(buffers),
+            fold_div=self.config.fold_div,
             in_place=in_place,
         )
 

@@ -1,5 +1,7 @@
 """The video demo streams a short generated input and writes the annotated video."""
 
+import torch
+
 from edgeinfer.datasets import read_video
 
 
@@ -23,3 +25,19 @@ def test_demo_reads_an_input_file(tmp_path, capsys):
     assert main(["--input", str(source), "--quiet", "--out", str(tmp_path / "o")]) == 0
     assert "wrote" in capsys.readouterr().out
     assert read_video(tmp_path / "o" / "annotated.mp4").shape[0] == len(frames)
+
+
+def test_demo_streams_an_official_tsm_checkpoint(tmp_path, capsys):
+    from edgeinfer.demos.video import main
+
+    from tests.video.test_video_import import official_mobilenet_v2
+
+    checkpoint = tmp_path / "mobilenetv2_jester_online.pth.tar"
+    torch.save(official_mobilenet_v2(27, shifted=False), checkpoint)
+    out = tmp_path / "o"
+    argv = ["--checkpoint", str(checkpoint), "--clips", "1", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "model tsm_mobilenetv2" in printed
+    assert "(tsm-online), 27 classes, frames 224x224 RGB" in printed
+    assert (out / "annotated.mp4").is_file()
