@@ -68,6 +68,7 @@ def sparse_quantize(
     *,
     return_index: bool = True,
     return_inverse: bool = True,
+    mode: str = "floor",
 ) -> Any:
     """Voxelise ``points (N, 3+)``: voxel ``floor(xyz / voxel_size)`` of each point, unique.
 
@@ -75,6 +76,9 @@ def sparse_quantize(
         points: float numpy array or torch tensor; only the first 3 columns are used.
         voxel_size: positive size, one number or ``(vx, vy, vz)``.
         return_index / return_inverse: which index arrays to return.
+        mode: ``"floor"`` (above) or ``"round_shift"``: SPVNAS/TorchSparse preprocessing,
+            ``round(xyz / voxel_size)`` (half to even, in the points' dtype) shifted so each
+            axis starts at 0 — to reproduce the voxels a TorchSparse checkpoint was trained on.
 
     Returns ``coords`` alone if both flags are False, else a tuple ``(coords[, indices]
     [, inverse])``: ``coords (M, 3)`` int32 sorted lexicographically (no batch column),
@@ -87,7 +91,12 @@ def sparse_quantize(
         count and first offending row), non-positive voxel size, voxels beyond +-2**15.
     """
     xyz = _as_points(points)
-    voxels = quantize_points(xyz, _check_voxel_size(voxel_size))  # (N, 3) int64
+    if mode == "floor":
+        voxels = quantize_points(xyz, _check_voxel_size(voxel_size))  # (N, 3) int64
+    elif mode == "round_shift":
+        voxels = _round_shift(xyz, _check_voxel_size(voxel_size))
+    else:
+        raise ValueError(f"mode must be 'floor' or 'round_shift'; got {mode!r}")
     keyed = torch.cat([voxels.new_zeros(len(voxels), 1), voxels], dim=1)
     keys = pack_coords(keyed, "voxel coords (floor(points / voxel_size))")
     unique_keys, inverse = torch.unique(keys, sorted=True, return_inverse=True)
@@ -101,6 +110,17 @@ def sparse_quantize(
     if isinstance(points, np.ndarray):
         results = [r.numpy() for r in results]
     return results[0] if len(results) == 1 else tuple(results)
+
+
+def _round_shift(xyz: torch.Tensor, voxel_size: float | tuple[float, ...]) -> torch.Tensor:
+    # (N, 3) -> (N, 3) int64: round(xyz / voxel) in xyz's dtype, minus the per-axis minimum
+    sizes = voxel_size if isinstance(voxel_size, float | int) else \
+        torch.tensor(voxel_size, dtype=xyz.dtype)
+    scaled = torch.round(xyz / sizes)
+    if scaled.numel() and not bool(scaled.abs().max() < 2.0**62):
+        raise ValueError("points / voxel_size overflow int64; use a larger voxel_size")
+    voxels = scaled.to(torch.int64)
+    return voxels - voxels.min(dim=0).values if len(voxels) else voxels
 
 
 def _item_parts(item: Any, position: int) -> tuple[torch.Tensor, torch.Tensor, Any]:

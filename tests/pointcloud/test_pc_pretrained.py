@@ -130,3 +130,20 @@ def test_bad_save_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="2 class names for a 6-class model"):
         save_checkpoint(tmp_path / "x.pt", _tiny(), {**META, "class_names": ["a", "b"]})
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_round_shift_mode_reproduces_spvnas_voxels():
+    from edgeinfer.pointcloud import sparse_quantize
+
+    rng = np.random.default_rng(4)
+    points = (rng.normal(size=(500, 4)) * 7).astype(np.float32)
+    points[:5, :3] = [[0.025, 0.075, -0.125], [0.125, 0.0, 0.05], [1, 2, 3], [0, 0, 0], [9, 9, 9]]
+    # SPVNAS (core/datasets/semantic_kitti.py): np.round(xyz / voxel), minus the minimum per axis
+    expected = np.round(points[:, :3] / 0.05).astype(np.int32)
+    expected -= expected.min(0, keepdims=True)
+    coords, _, inverse = sparse_quantize(points, 0.05, mode="round_shift")
+    np.testing.assert_array_equal(coords[inverse], expected)
+    floor, _, floor_inverse = sparse_quantize(points, 0.05)
+    assert not np.array_equal(floor[floor_inverse], expected)  # the two modes differ
+    with pytest.raises(ValueError, match=r"mode must be 'floor' or 'round_shift'; got 'round'"):
+        sparse_quantize(points, 0.05, mode="round")

@@ -224,3 +224,68 @@ def test_shift_mode_changes_warn_and_variants_are_refused(tmp_path):
     torch.save(payload, tmp_path / "nl.pth")
     with pytest.raises(ValueError, match="non-local"):
         load_pretrained(tmp_path / "nl.pth")
+
+
+def official_resnet50(classes, *, seed=0):
+    """A torchvision ResNet-50 state dict as TSM's main.py saves it (``.net`` on every
+    Bottleneck's conv1, ``new_fc`` head, ``module.base_model.`` prefix), random values."""
+    gen, state = torch.Generator().manual_seed(seed), {}
+    _conv(state, "conv1.weight", (64, 3, 7, 7), gen)
+    _bn(state, "bn1", 64, gen)
+    inplanes = 64
+    for stage, blocks in enumerate([3, 4, 6, 3]):
+        planes = 64 * 2**stage
+        for index in range(blocks):
+            name = f"layer{stage + 1}.{index}"
+            _conv(state, f"{name}.conv1.net.weight", (planes, inplanes, 1, 1), gen)
+            _bn(state, f"{name}.bn1", planes, gen)
+            _conv(state, f"{name}.conv2.weight", (planes, planes, 3, 3), gen)
+            _bn(state, f"{name}.bn2", planes, gen)
+            _conv(state, f"{name}.conv3.weight", (planes * 4, planes, 1, 1), gen)
+            _bn(state, f"{name}.bn3", planes * 4, gen)
+            if index == 0:
+                _conv(state, f"{name}.downsample.0.weight", (planes * 4, inplanes, 1, 1), gen)
+                _bn(state, f"{name}.downsample.1", planes * 4, gen)
+            inplanes = planes * 4
+    state = {f"module.base_model.{k}": v for k, v in state.items()}
+    state["module.new_fc.weight"] = torch.randn(classes, 2048, generator=gen) * 0.02
+    state["module.new_fc.bias"] = torch.randn(classes, generator=gen) * 0.02
+    return state
+
+
+def reference_resnet50(state, frames, n_segment):
+    """torchvision's ResNet-50 forward (Bottleneck, stride on conv2) with TSM's residual shift
+    on each conv1 input, ImageNet normalisation first and the per-frame logits averaged."""
+    s = {k.removeprefix("module.base_model."): v for k, v in state.items()}
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    x = _conv_bn((frames - mean) / std, s, "conv1.weight", "bn1", stride=2, act=False).relu()
+    x = F.max_pool2d(x, 3, 2, 1)
+    for stage, blocks in enumerate([3, 4, 6, 3]):
+        for index in range(blocks):
+            name, stride = f"layer{stage + 1}.{index}", 2 if stage > 0 and index == 0 else 1
+            y = official_shift(x, n_segment)
+            y = _conv_bn(y, s, f"{name}.conv1.net.weight", f"{name}.bn1", act=False).relu()
+            y = _conv_bn(y, s, f"{name}.conv2.weight", f"{name}.bn2", stride, act=False).relu()
+            y = _conv_bn(y, s, f"{name}.conv3.weight", f"{name}.bn3", act=False)
+            identity = x
+            if f"{name}.downsample.0.weight" in s:
+                identity = _conv_bn(x, s, f"{name}.downsample.0.weight", f"{name}.downsample.1",
+                                    stride, act=False)  # fmt: skip
+            x = (y + identity).relu()
+    logits = F.linear(
+        x.mean(dim=(2, 3)), state["module.new_fc.weight"], state["module.new_fc.bias"]
+    )
+    return logits.view(-1, n_segment, logits.shape[-1]).mean(1)
+
+
+def test_official_resnet50_tsm_matches_the_reference(tmp_path):
+    state = official_resnet50(4)
+    path = tmp_path / "TSM_something_RGB_resnet50_shift8_blockres_avg_segment4_e45.pth"
+    torch.save({"epoch": 45, "arch": "resnet50", "state_dict": state}, path)
+    model, info = load_pretrained(path)
+    assert info.model == "tsm_resnet50" and model.config.n_segment == 4
+    clip = _clip(4, 32, seed=3)
+    with torch.no_grad():
+        expected = reference_resnet50(state, clip, 4)
+        torch.testing.assert_close(model(clip), expected, atol=ATOL, rtol=0)
