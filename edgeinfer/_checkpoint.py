@@ -30,7 +30,6 @@ __all__ = [
     "load_state_strict",
     "open_envelope",
     "read_checkpoint_file",
-    "read_envelope",
     "state_dict_mismatch",
     "write_envelope",
 ]
@@ -125,13 +124,6 @@ def open_envelope(payload: object, source: Path, engine: str, model: str | None 
     info = None if payload["info"] is None else PretrainedInfo.from_dict(payload["info"])
     return Envelope(engine, str(payload["model"]), dict(payload["config"]),
                     dict(payload["state_dict"]), info, dict(payload["extra"]))
-
-
-def read_envelope(path: str | os.PathLike[str], *, engine: str, kind: str, hint: str,
-                  model: str | None = None) -> Envelope:
-    """:func:`read_checkpoint_file`, then :func:`open_envelope` (``kind``/``hint`` word errors)."""
-    source = Path(path)
-    return open_envelope(read_checkpoint_file(source, kind, hint), source, engine, model)
 
 
 def import_checkpoint(

@@ -9,13 +9,15 @@ format it was read from. Plain dataclasses: no torch here, so ``import edgeinfer
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["ENGINES", "FrameInput", "PointInput", "PretrainedInfo", "TextInput"]
+__all__ = ["ENGINES", "POOLINGS", "QUANTIZE_MODES", "FrameInput", "PointInput", "PretrainedInfo",
+           "TextInput"]
 
 ENGINES: tuple[str, ...] = ("pointcloud", "video", "nlp")
 QUANTIZE_MODES: tuple[str, ...] = ("floor", "round_shift")
@@ -84,11 +86,6 @@ class FrameInput:
         if min(self.std) <= 0:
             raise ValueError(f"std must be > 0 per channel; got {self.std}")
 
-    @property
-    def normalised(self) -> bool:
-        """True when frames are shifted or scaled before the first layer."""
-        return self.mean != (0.0, 0.0, 0.0) or self.std != (1.0, 1.0, 1.0)
-
 
 @dataclass(frozen=True)
 class TextInput:
@@ -146,8 +143,7 @@ class PretrainedInfo:
 
     def replace(self, **changes: Any) -> PretrainedInfo:
         """A copy with ``changes`` applied (``info.replace(source=str(path))``)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return PretrainedInfo(**{**values, **changes})
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (what a ``weights_only`` checkpoint can hold)."""

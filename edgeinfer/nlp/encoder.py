@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._info import POOLINGS
 from .registry import resolve_encoder_path
 from .spatten import SpAttenConfig, SpAttenStats, apply_spatten
 
@@ -66,8 +67,8 @@ class Encoder:
         self, model: nn.Module, tokenizer, *, spatten: SpAttenConfig | None, max_length: int,
         pooling: str = "mean", normalize: bool = True,
     ) -> None:
-        if pooling not in ("mean", "cls"):
-            raise ValueError(f"pooling must be 'mean' or 'cls'; got {pooling!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {list(POOLINGS)}; got {pooling!r}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.spatten = None if spatten is None else apply_spatten(model, spatten)
