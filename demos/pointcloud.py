@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from edgeinfer.demos import DemoParser
 
-__all__ = ["CLASS_COLORS", "DEFAULT_SEED", "main"]
+__all__ = ["CLASS_COLORS", "DEFAULT_SEED", "class_colors", "main"]
 
 DEFAULT_SEED = 7
 """Held out: training used seeds 1000+, the checkpoint's reported IoU seeds 0-3."""
@@ -71,7 +71,7 @@ def _load_scan(args: argparse.Namespace):
     return args.input.stem, points[keep], intensity, None
 
 
-def _segment(model, points, intensity, voxel_size: float, runs: int):
+def _segment(model, points, intensity, spec, runs: int):
     """``(per-point labels, voxel count, median ms, spread ms)`` at 1 thread."""
     import torch
 
@@ -85,7 +85,7 @@ def _segment(model, points, intensity, voxel_size: float, runs: int):
         with torch.no_grad():
             for _ in range(runs + 1):  # the first run warms up
                 start = time.perf_counter()
-                sample = voxelize_scan(points, intensity, voxel_size)
+                sample = voxelize_scan(points, intensity, spec)
                 logits = model(sparse_collate([(sample.coords, sample.feats)])).feats
                 seconds.append(time.perf_counter() - start)
     finally:
@@ -95,7 +95,17 @@ def _segment(model, points, intensity, voxel_size: float, runs: int):
     return predicted, len(sample.coords), statistics.median(timed), max(timed) - min(timed)
 
 
-def _plot(path: Path, points, predicted, labels, class_names) -> None:
+def class_colors(count: int) -> np.ndarray:
+    """``(count, 3)`` uint8 RGB: :data:`CLASS_COLORS` first, then evenly spread hues."""
+    import colorsys
+
+    extra = [colorsys.hsv_to_rgb((0.61803 * i) % 1.0, 0.75, 0.9)
+             for i in range(max(0, count - len(CLASS_COLORS)))]
+    rows = [CLASS_COLORS[:count]] + ([np.array(extra) * 255] if extra else [])
+    return np.concatenate(rows).astype(np.uint8)
+
+
+def _plot(path: Path, points, predicted, labels, class_names, colors) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,13 +117,13 @@ def _plot(path: Path, points, predicted, labels, class_names) -> None:
     figure, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 7), squeeze=False)
     reach = float(min(40.0, np.abs(points[:, :2]).max() + 1.0))
     for axis, (title, classes) in zip(axes[0], panels, strict=True):
-        axis.scatter(points[:, 0], points[:, 1], c=CLASS_COLORS[classes] / 255.0, s=0.3,
+        axis.scatter(points[:, 0], points[:, 1], c=colors[classes] / 255.0, s=0.3,
                      marker=".", linewidths=0)
         axis.set(title=f"{title} (bird's-eye view)", xlabel="x (m)", ylabel="y (m)",
                  xlim=(-reach, reach), ylim=(-reach, reach), aspect="equal")
-    handles = [Patch(color=CLASS_COLORS[i] / 255.0, label=name)
+    handles = [Patch(color=colors[i] / 255.0, label=name)
                for i, name in enumerate(class_names)]
-    figure.legend(handles=handles, loc="lower center", ncol=len(class_names))
+    figure.legend(handles=handles, loc="lower center", ncol=min(len(class_names), 7))
     figure.savefig(path, dpi=90)
     plt.close(figure)
 
@@ -122,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns 0. ``argv`` e.g. ``["--seed", "3", "--out", "/tmp/pc"]``."""
     import torch
 
-    from edgeinfer.datasets import write_ply
+    from edgeinfer.datasets import SCENE_CLASSES, write_ply
     from edgeinfer.pointcloud import load_pretrained
     from edgeinfer.pointcloud.train import confusion_matrix, iou_from_confusion
 
@@ -130,9 +140,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     model, info = load_pretrained() if args.checkpoint is None else load_pretrained(args.checkpoint)
     class_names, voxel_size = list(info.class_names), info.input.voxel_size
     name, points, intensity, labels = _load_scan(args)
-    predicted, voxels, median, spread = _segment(model, points, intensity, voxel_size, args.runs)
+    predicted, voxels, median, spread = _segment(model, points, intensity, info.input, args.runs)
     print(f"{name}: {len(points)} points -> {voxels} voxels of {voxel_size} m; {info.model} "
           f"width {model.config.width}, torch {torch.__version__}")
+    print(f"checkpoint: {info.source} ({info.format or 'edgeinfer'}), {len(class_names)} "
+          f"classes, features {', '.join(info.input.features)}, {info.input.quantize} voxels")
+    if labels is not None and tuple(class_names) != SCENE_CLASSES:
+        print("no IoU: the checkpoint's classes are not the generated scene's "
+              f"({', '.join(SCENE_CLASSES)})")
+        labels = None
     print(f"latency (voxelise + network, 1 thread, median of {args.runs}): {median:.1f} ms "
           f"(spread {spread:.1f} ms)")
     if labels is not None:
@@ -144,9 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                   " points)")
         print(f"  {'mIoU':<11} {100 * miou:5.1f}")
     ply, png = args.out / f"{name}_segmented.ply", args.out / f"{name}_bev.png"
-    write_ply(ply, points, colors=CLASS_COLORS[predicted], labels=predicted,
+    colors = class_colors(len(class_names))
+    write_ply(ply, points, colors=colors[predicted], labels=predicted,
               intensity=intensity)
-    _plot(png, points, predicted, labels, class_names)
+    _plot(png, points, predicted, labels, class_names, colors)
     print(f"wrote {ply}\nwrote {png}")
     return 0
 

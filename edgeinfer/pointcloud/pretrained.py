@@ -31,6 +31,7 @@ from .._checkpoint import (
     write_envelope,
 )
 from .._info import PointInput, PretrainedInfo
+from .importers import detect_spconv, detect_torchsparse, load_spconv, load_torchsparse
 from .models import UNetConfig
 from .models.registry import create_from_config, registry_name
 
@@ -112,7 +113,15 @@ def _build(name: str, config: Mapping[str, Any], state: Mapping[str, Any],
     return model.eval()
 
 
-def _from_envelope(payload: Any, source: Path) -> tuple[torch.nn.Module, PretrainedInfo]:
+def _no_voxel_size(voxel_size: float | None, source: Path) -> None:
+    if voxel_size is not None:
+        raise ValueError(f"{source} records its own voxel size; voxel_size= is for imported "
+                         f"files that do not (got voxel_size={voxel_size!r})")  # fmt: skip
+
+
+def _from_envelope(payload: Any, source: Path, voxel_size: float | None = None
+                   ) -> tuple[torch.nn.Module, PretrainedInfo]:
+    _no_voxel_size(voxel_size, source)
     envelope = open_envelope(payload, source, "pointcloud")
     model = _build(envelope.model, envelope.config, envelope.state_dict, source)
     info = envelope.info or PretrainedInfo("pointcloud", envelope.model, _TASK, (),
@@ -126,7 +135,9 @@ def _is_legacy(payload: Any) -> bool:
             and payload["meta"].get("format") == LEGACY_FORMAT)
 
 
-def _from_legacy(payload: Any, source: Path) -> tuple[torch.nn.Module, PretrainedInfo]:
+def _from_legacy(payload: Any, source: Path, voxel_size: float | None = None
+                 ) -> tuple[torch.nn.Module, PretrainedInfo]:
+    _no_voxel_size(voxel_size, source)
     meta = payload["meta"]
     missing = [key for key in ("model", "config", "class_names", "voxel_size") if key not in meta]
     if missing:
@@ -140,23 +151,31 @@ def _from_legacy(payload: Any, source: Path) -> tuple[torch.nn.Module, Pretraine
     return model, info
 
 
-Importer = tuple[Callable[[Any], bool], Callable[[Any, Path], tuple[torch.nn.Module,
-                                                                  PretrainedInfo]]]
+Importer = tuple[Callable[[Any], bool], Callable[..., tuple[torch.nn.Module, PretrainedInfo]]]
 SOURCES: dict[str, Importer] = {
     "edgeinfer": (lambda p: is_envelope(p) or _is_legacy(p),
-                  lambda p, s: _from_legacy(p, s) if _is_legacy(p) else _from_envelope(p, s)),
+                  lambda p, s, v: _from_legacy(p, s, v) if _is_legacy(p) else
+                  _from_envelope(p, s, v)),
+    "torchsparse": (detect_torchsparse, load_torchsparse),
+    "spconv": (detect_spconv, load_spconv),
 }
-"""``source name -> (detect(payload), load(payload, path))``, tried in order by autodetection."""
+"""``source name -> (detect(payload), load(payload, path, voxel_size))``, tried in order by
+autodetection (see ``pointcloud.importers`` for the TorchSparse/SPVNAS and spconv layouts)."""
 
 
 def load_pretrained(
-    name_or_path: str | os.PathLike[str] = "minkunet-scenes", *, source: str | None = None
+    name_or_path: str | os.PathLike[str] = "minkunet-scenes", *, source: str | None = None,
+    voxel_size: float | None = None,
 ) -> tuple[torch.nn.Module, PretrainedInfo]:
     """A point-cloud model (eval mode) and its :class:`PretrainedInfo`.
 
     Args:
-        name_or_path: a shipped name (:data:`PRETRAINED`) or a checkpoint file.
+        name_or_path: a shipped name (:data:`PRETRAINED`) or a checkpoint file: an edgeinfer
+            file, an SPVNAS/TorchSparse MinkUNet or a spconv MinkUNet in edgeinfer's layout.
         source: force a format (one of :data:`SOURCES`); default: detected from the file.
+        voxel_size: the voxel size (m) an imported file was trained with, recorded in
+            ``info.input`` (TorchSparse and spconv files do not say; default 0.05). An
+            edgeinfer file records its own and refuses this argument.
 
     Raises:
         FileNotFoundError: neither a shipped name nor a file (close names are listed).
@@ -164,7 +183,7 @@ def load_pretrained(
             importer recognises, or weights that do not fit (names keys and both shapes).
     """
     return import_checkpoint(name_or_path, source=source, sources=SOURCES, shipped=PRETRAINED,
-                             what=_KIND, hint=_HINT)
+                             what=_KIND, hint=_HINT, options=(voxel_size,))
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, PretrainedInfo]:

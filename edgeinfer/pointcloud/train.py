@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._info import PointInput
 from ..datasets import SCENE_CLASSES, LidarScan, generate_scene
 from .models import MinkUNet, UNetConfig
 from .pretrained import FEATURES, PRETRAINED_PATH
@@ -31,6 +32,7 @@ from .quantize import sparse_collate, sparse_quantize
 
 __all__ = [
     "FEATURES",
+    "FEATURE_COLUMNS",
     "PRETRAINED_PATH",
     "TrainConfig",
     "TrainReport",
@@ -110,7 +112,7 @@ class TrainReport:
 
 @dataclass(frozen=True)
 class VoxelSample:
-    """One voxelised scan: ``coords (M, 3)`` int32, ``feats (M, 4)`` float32, ``labels (M,)``
+    """One voxelised scan: ``coords (M, 3)`` int32, ``feats (M, F)`` float32, ``labels (M,)``
     int64 or None, ``inverse (N,)`` int64 (the voxel of each point)."""
 
     coords: torch.Tensor
@@ -119,30 +121,61 @@ class VoxelSample:
     inverse: torch.Tensor
 
 
-def voxel_features(points: np.ndarray, intensity: np.ndarray | None) -> np.ndarray:
-    """Per-point features ``(N, 4)`` float32: intensity (0.5 if unknown), z / 2 m,
-    horizontal range / 50 m, 1 (sensor frame, sensor at the origin)."""
+def _columns(points: np.ndarray, intensity: np.ndarray) -> dict[str, Callable[[], Any]]:
+    return {
+        "intensity": lambda: intensity,
+        "z / 2 m": lambda: points[:, 2] / 2.0,
+        "range / 50 m": lambda: np.hypot(points[:, 0], points[:, 1]) / 50.0,
+        "1": lambda: np.ones(len(points)),
+        "x": lambda: points[:, 0],
+        "y": lambda: points[:, 1],
+        "z": lambda: points[:, 2],
+    }
+
+
+FEATURE_COLUMNS = tuple(_columns(np.zeros((0, 3)), np.zeros(0)))
+"""The feature column names ``voxel_features`` computes (``PointInput.features`` entries)."""
+
+
+def voxel_features(points: np.ndarray, intensity: np.ndarray | None,
+                   features: Sequence[str] = FEATURES) -> np.ndarray:
+    """Per-point features ``(N, len(features))`` float32, by column name (see
+    :data:`FEATURE_COLUMNS`). The default, :data:`FEATURES`: intensity (0.5 if unknown),
+    z / 2 m, horizontal range / 50 m, 1 (sensor frame, sensor at the origin); SPVNAS's
+    ``("x", "y", "z", "intensity")`` are the coordinates in metres and the remission.
+
+    Raises:
+        ValueError: a column name it does not know (lists the known ones).
+    """
     points = np.asarray(points, dtype=np.float32)
     count = len(points)
     if intensity is None:
         intensity = np.full(count, 0.5, dtype=np.float32)
-    horizontal = np.hypot(points[:, 0], points[:, 1])
-    columns = (intensity, points[:, 2] / 2.0, horizontal / 50.0, np.ones(count))
-    return np.stack(columns, axis=1).astype(np.float32)
+    columns = _columns(points, np.asarray(intensity, dtype=np.float32))
+    unknown = [name for name in features if name not in columns]
+    if unknown:
+        raise ValueError(f"unknown feature columns {unknown}; voxel_features computes "
+                         f"{list(columns)}; compute these features yourself")  # fmt: skip
+    return np.stack([columns[name]() for name in features], axis=1).astype(np.float32)
 
 
-def voxelize_scan(points: np.ndarray, intensity: np.ndarray | None, voxel_size: float,
-                  labels: np.ndarray | None = None, num_classes: int = 0) -> VoxelSample:
+def voxelize_scan(points: np.ndarray, intensity: np.ndarray | None,
+                  voxel_size: float | PointInput, labels: np.ndarray | None = None,
+                  num_classes: int = 0) -> VoxelSample:
     """Voxelise ``points (N, 3)``; features of each voxel's first point, majority labels.
 
+    ``voxel_size`` is a size in metres (edgeinfer's features, ``floor`` voxels) or a
+    checkpoint's ``info.input`` (its voxel size, feature columns and quantisation mode).
+
     Raises:
-        ValueError: no points, or the errors of ``sparse_quantize``.
+        ValueError: no points, an unknown feature column, or the errors of ``sparse_quantize``.
     """
     if len(points) == 0:
         raise ValueError("cannot segment an empty scan: points has shape (0, 3)")
+    spec = voxel_size if isinstance(voxel_size, PointInput) else PointInput(voxel_size, FEATURES)
     coords, indices, inverse = sparse_quantize(torch.from_numpy(np.ascontiguousarray(
-        points, dtype=np.float32)), voxel_size)
-    feats = torch.from_numpy(voxel_features(points, intensity))[indices]
+        points, dtype=np.float32)), spec.voxel_size, mode=spec.quantize)
+    feats = torch.from_numpy(voxel_features(points, intensity, spec.features))[indices]
     voxel_labels = None
     if labels is not None:
         classes = max(num_classes, int(labels.max()) + 1)
@@ -155,8 +188,10 @@ def voxelize_scan(points: np.ndarray, intensity: np.ndarray | None, voxel_size: 
 
 @torch.no_grad()
 def predict_points(model: torch.nn.Module, points: np.ndarray, intensity: np.ndarray | None,
-                   voxel_size: float) -> np.ndarray:
-    """Predicted class of every point ``(N,)`` int64 (its voxel's argmax), model in eval mode."""
+                   voxel_size: float | PointInput) -> np.ndarray:
+    """Predicted class of every point ``(N,)`` int64 (its voxel's argmax), model in eval mode.
+
+    ``voxel_size``: metres, or the checkpoint's ``info.input`` (see ``voxelize_scan``)."""
     sample = voxelize_scan(points, intensity, voxel_size)
     model.eval()
     logits = model(sparse_collate([(sample.coords, sample.feats)])).feats  # (M, C)

@@ -28,3 +28,24 @@ def test_demo_segments_a_user_file_without_iou(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "mIoU" not in printed and "my_scan" in printed
     assert (out / "my_scan_segmented.ply").is_file() and (out / "my_scan_bev.png").is_file()
+
+
+def test_demo_runs_an_spvnas_checkpoint_with_its_own_voxels_and_classes(tmp_path, capsys):
+    import torch
+
+    from edgeinfer.pointcloud.importers import SEMANTIC_KITTI_CLASSES
+    from tests.pointcloud.test_pc_import import CR_CHANNELS, spvnas_state
+
+    checkpoint = tmp_path / "minkunet_kitti.pt"
+    torch.save({"model": spvnas_state(CR_CHANNELS)}, checkpoint)
+    out = tmp_path / "out"
+    assert demo.main(["--checkpoint", str(checkpoint), "--out", str(out), "--runs", "1",
+                      "--beams", "16"]) == 0
+    printed = capsys.readouterr().out
+    assert "(torchsparse), 19 classes, features x, y, z, intensity, round_shift voxels" in printed
+    assert "mIoU" not in printed and "no IoU" in printed  # other classes than the scene's
+    written = read_ply(out / f"scene_seed{demo.DEFAULT_SEED}_segmented.ply")
+    assert written["labels"].max() < len(SEMANTIC_KITTI_CLASSES)
+    colors = demo.class_colors(len(SEMANTIC_KITTI_CLASSES))
+    assert np.array_equal(written["colors"], colors[written["labels"]])
+    assert len(np.unique(colors, axis=0)) == len(SEMANTIC_KITTI_CLASSES)
