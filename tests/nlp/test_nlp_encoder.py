@@ -165,7 +165,7 @@ def test_bad_max_length_and_config_are_rejected():
 
 
 def test_apply_spatten_rejects_a_non_bert_model():
-    with pytest.raises(TypeError, match="BERT-family encoder"):
+    with pytest.raises(TypeError, match="HuggingFace encoder of a layout SpAtten reads"):
         apply_spatten(torch.nn.Linear(2, 2), SpAttenConfig())
 
 

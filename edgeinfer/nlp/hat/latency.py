@@ -195,6 +195,9 @@ def _progress_bar(total: int, initial: int, enabled: bool):
 
 def _parse_row(row: dict, line: int, path: Path) -> tuple[SubConfig, tuple, tuple]:
     try:
+        missing = [key for key, value in row.items() if key is not None and value is None]
+        if missing:  # a row cut short, e.g. by a killed run: never read as a shorter profile
+            raise ValueError(f"cut short: no {', '.join(missing)}")
         ffn = tuple(int(v) for v in row["ffn_dims"].split())
         heads = tuple(int(v) for v in row["heads"].split())
         config = SubConfig(int(row["embed_dim"]), ffn, heads)
@@ -216,7 +219,8 @@ def read_latency_csv(path: str | Path) -> LatencyDataset:
 
     Raises:
         FileNotFoundError: no file. ValueError: missing columns, a malformed row (line
-            number and reason), no rows, or rows from different profiles.
+            number and reason, including a last row cut short), no rows, or rows from
+            different profiles.
     """
     path = Path(path)
     if not path.is_file():
@@ -228,6 +232,12 @@ def read_latency_csv(path: str | Path) -> LatencyDataset:
             raise ValueError(f"{path} is not a latency CSV: columns {missing} are missing "
                              f"(header {reader.fieldnames}); expected {list(COLUMNS)}")  # fmt: skip
         rows = [_parse_row(row, number, path) for number, row in enumerate(reader, start=2)]
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 1))
+        cut = rows and handle.read(1) != b"\n"
+    if cut:  # every row collect_latency writes ends a line: this one was cut mid-write
+        raise ValueError(f"{path} line {len(rows) + 1}: not a valid latency row (cut short: no "
+                         "line end, e.g. a killed run); delete that line and collect again")
     if not rows:
         raise ValueError(f"{path} has a header but no rows; collect some with collect_latency")
     profiles = sorted({r[2] for r in rows})

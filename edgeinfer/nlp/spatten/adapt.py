@@ -33,7 +33,8 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from .config import SpAttenConfig, plan_layers
-from .model import _encoder_parts, layer_linears, spatten_forward
+from .layouts import encoder_layout
+from .model import layer_linears, spatten_forward
 
 __all__ = [
     "AdaptConfig",
@@ -131,10 +132,12 @@ class LowRankLinear(nn.Module):
 def bitfit_names(model: nn.Module) -> list[str]:
     """Names of the biases and LayerNorm parameters of the embeddings and encoder layers
     (the pooler, unused by sentence embeddings, is left out)."""
+    norms = {f"{name}.{key}" for name, module in model.named_modules()
+             if isinstance(module, nn.LayerNorm) for key, _ in module.named_parameters()}
     return [
         name
         for name, _ in model.named_parameters()
-        if "pooler" not in name and (name.endswith(".bias") or "LayerNorm" in name)
+        if "pooler" not in name and (name.endswith(".bias") or name in norms)
     ]
 
 
@@ -147,11 +150,11 @@ def _student(model: nn.Module, rank: int, seed: int):
     trainable = {name: params[name] for name in bitfit_names(student)}
     for tensor in trainable.values():
         tensor.requires_grad_(True)
-    _, layers = _encoder_parts(student)
+    layout = encoder_layout(student)
     generator = torch.Generator().manual_seed(seed)
     linears = nn.ModuleList()
-    for index, layer in enumerate(layers):
-        found = layer_linears(layer, None)
+    for index, layer in enumerate(layout.layers):
+        found = layer_linears(layer, None, layout)
         for role in _ADAPTED_ROLES if rank > 0 else ():
             adapter = LowRankLinear(found[role], rank, generator)
             found[role] = adapter
@@ -170,8 +173,7 @@ def _embed(model: nn.Module, inputs: dict[str, torch.Tensor], spatten=None) -> t
         hidden = model(**hf_inputs).last_hidden_state
     else:
         plans, config, linears = spatten
-        embeddings, layers = _encoder_parts(model)
-        out = spatten_forward(embeddings, layers, plans, inputs, config, linears)
+        out = spatten_forward(encoder_layout(model), plans, inputs, config, linears)
         hidden, mask = out.hidden, out.mask
     weights = mask.to(hidden.dtype).unsqueeze(-1)
     pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
@@ -250,9 +252,9 @@ def adapt_spatten(
     target = _embed_texts(model, tokenizer, texts, config.max_length)
     held = _embed_texts(model, tokenizer, validation, config.max_length) if validation else None
     student, linears, trainable = _student(model, config.rank, config.seed)
-    _, layers = _encoder_parts(student)
-    heads = layers[0].attention.self.num_attention_heads
-    forward = (plan_layers(train_config, len(layers), heads), train_config, linears)
+    layout = encoder_layout(student)
+    forward = (plan_layers(train_config, len(layout.layers), layout.heads), train_config,
+               linears)  # fmt: skip
     optimiser = torch.optim.AdamW(list(trainable.values()), lr=config.lr, weight_decay=0.0)
     losses, scores, start = [], [], time.perf_counter()
 
@@ -311,10 +313,10 @@ def adapted_model(
         ValueError: a tensor whose shape does not match (adapters: ``down (r, in)`` and
             ``up (out, r)`` of the linear), or half of an adapter.
     """
-    _, layers = _encoder_parts(model)
+    layout = encoder_layout(model)
     expected = {name: tuple(tensor.shape) for name, tensor in model.named_parameters()}
-    for index, layer in enumerate(layers):  # adapters: down (r, in) and up (out, r), paired
-        found = layer_linears(layer, None)
+    for index, layer in enumerate(layout.layers):  # adapters: down (r, in), up (out, r), paired
+        found = layer_linears(layer, None, layout)
         for role in _ADAPTED_ROLES:
             key = f"adapter.{index}.{role}"
             down, up = state.get(f"{key}.down"), state.get(f"{key}.up")
@@ -334,13 +336,13 @@ def adapted_model(
             )
     adapted = (model if in_place else copy.deepcopy(model)).eval()
     params = dict(adapted.named_parameters())
-    _, layers = _encoder_parts(adapted)
+    layout = encoder_layout(adapted)
     with torch.no_grad():
         for name, tensor in state.items():
             if not name.startswith("adapter."):
                 params[name].copy_(tensor)
-        for index, layer in enumerate(layers):
-            found = layer_linears(layer, None)
+        for index, layer in enumerate(layout.layers):
+            found = layer_linears(layer, None, layout)
             for role in _ADAPTED_ROLES:
                 down = state.get(f"adapter.{index}.{role}.down")
                 if down is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,6 +19,7 @@ from ...common_sparse import select_rows, threshold_rows, topk_rows
 from .quant import apply_linear
 
 __all__ = [
+    "additive",
     "attention_output",
     "feed_forward",
     "head_magnitude",
@@ -25,6 +27,7 @@ __all__ = [
     "keep_counts",
     "project_heads",
     "prune_tokens",
+    "rotate",
     "score_rows",
     "select_heads",
     "select_token_rows",
@@ -65,28 +68,64 @@ def attention_output(
     context: torch.Tensor,
     residual: torch.Tensor,
     dense: nn.Module,
-    layer_norm: nn.Module,
+    layer_norm: nn.Module | None,
     rows: torch.Tensor | None,
 ) -> torch.Tensor:
-    """Output projection + residual + LayerNorm: ``context (B, h, L, d)`` -> ``(B, L, D)``.
+    """Output projection + residual (+ LayerNorm): ``context (B, h, L, d)`` -> ``(B, L, D)``.
 
     ``dense`` is the output linear; with ``rows`` only the kept heads' input columns are used.
+    ``layer_norm=None`` for a pre-norm layer (the norm came before the attention).
     """
     batch, _, length, _ = context.shape
     merged = context.transpose(1, 2).reshape(batch, length, -1)
-    return layer_norm(apply_linear(merged, dense, cols=rows) + residual)
+    out = apply_linear(merged, dense, cols=rows) + residual
+    return out if layer_norm is None else layer_norm(out)
 
 
 def feed_forward(
-    x: torch.Tensor, layer: nn.Module, linears: Mapping[str, nn.Module]
+    x: torch.Tensor, layer: nn.Module, linears: Mapping[str, nn.Module], layout: Any = None
 ) -> torch.Tensor:
-    """The layer's FFN block with residual + LayerNorm, ``(B, L, D)`` -> ``(B, L, D)``.
+    """The layer's FFN block with its residual and norm, ``(B, L, D)`` -> ``(B, L, D)``.
 
-    ``layer`` is the HF layer (activation, LayerNorm); ``linears["ffn_in"]`` and
-    ``linears["ffn_out"]`` its two linears (``nn.Linear`` or ``Int8Linear``).
+    ``layer`` is the HF layer (activation, norm); ``linears["ffn_in"]`` and
+    ``linears["ffn_out"]`` its two linears (``nn.Linear`` or ``Int8Linear``); ``layout`` its
+    ``EncoderLayout`` (default BERT): post-norm ``norm(ffn(x) + x)`` or pre-norm
+    ``x + ffn(norm(x))``, with a gated FFN ``act(a) * g`` where the family has one.
     """
-    inner = layer.intermediate.intermediate_act_fn(apply_linear(x, linears["ffn_in"]))
-    return layer.output.LayerNorm(apply_linear(inner, linears["ffn_out"]) + x)
+    if layout is None:
+        from .layouts import EncoderLayout
+
+        layout = EncoderLayout
+    norm, act = layout.norm(layer, 1), layout.activation(layer)
+    inner = apply_linear(norm(x) if layout.pre_norm else x, linears["ffn_in"])
+    if layout.gated:
+        value, gate = inner.chunk(2, dim=-1)
+        inner = act(value) * gate
+    else:
+        inner = act(inner)
+    out = apply_linear(inner, linears["ffn_out"])
+    return x + out if layout.pre_norm else norm(out + x)
+
+
+def rotate(query: torch.Tensor, key: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary position embedding of ``query, key (B, h, L, d)`` with ``cos, sin (B, L, d)``
+    (halves rotated, computed in float32 as HF does)."""
+    cos, sin = cos[:, None].float(), sin[:, None].float()
+
+    def turn(x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        first, second = x.chunk(2, dim=-1)
+        return x * cos + torch.cat([-second, first], dim=-1) * sin
+
+    return turn(query).to(query.dtype), turn(key).to(key.dtype)
+
+
+def additive(bias: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """An attention bias as float logits to add: a bool "allowed" mask becomes 0 / -inf."""
+    if bias is None or bias.dtype != torch.bool:
+        return bias
+    return torch.zeros(bias.shape, dtype=dtype).masked_fill_(~bias, float("-inf"))
 
 
 def score_rows(mask: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,16 +158,20 @@ def _even_rows(length: int, count: int) -> torch.Tensor:
 
 
 def token_importance(
-    query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor, count: int
+    query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor, count: int,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Attention probability received by each key token ``(B, L)``, summed over heads and
     over at most ``count`` evenly spaced real query rows per sequence (``score_rows``).
 
     Sampling keeps the cost at ``O(count * L)`` per head, small next to the fused SDPA that
-    produces the layer output: ``query, key (B, h, L, d)``, ``mask (B, L)``.
+    produces the layer output: ``query, key (B, h, L, d)``, ``mask (B, L)``; ``bias`` the
+    layer's attention term (float ``(B, h or 1, L, L)`` logits, or bool allowed pairs), so the
+    scores are the probabilities the layer's attention used.
     """
     batch, heads, length, head_size = query.shape
-    if bool(mask.all()):  # no padding: every sequence samples the same rows, no masking
+    extra = additive(bias, query.dtype)
+    if extra is None and bool(mask.all()):  # no padding: every sequence samples the same rows
         sampled = query if count >= length else query.index_select(2, _even_rows(length, count))
         logits = (sampled * head_size**-0.5) @ key.transpose(-1, -2)  # (B, h, q, L)
         return torch.softmax(logits, dim=-1).sum(dim=(1, 2))
@@ -140,6 +183,11 @@ def token_importance(
         index = rows[:, None, :, None].expand(batch, heads, rows.shape[1], head_size)
         sampled = torch.gather(query, 2, index)  # (B, h, q, d)
     logits = (sampled * head_size**-0.5) @ key.transpose(-1, -2)  # (B, h, q, L)
+    if extra is not None:
+        if rows is not None:
+            index = rows[:, None, :, None].expand(batch, extra.shape[1], rows.shape[1], length)
+            extra = torch.gather(extra.expand(batch, -1, -1, -1), 2, index)
+        logits = logits + extra
     if not bool(mask.all()):
         logits = logits.masked_fill(~mask[:, None, None, :], float("-inf"))
     probs = torch.softmax(logits, dim=-1).reshape(batch, -1, length)  # (B, h*q, L)

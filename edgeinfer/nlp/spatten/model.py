@@ -1,4 +1,4 @@
-"""SpAtten forward over a HuggingFace BERT-family encoder's own weights.
+"""SpAtten forward over a HuggingFace encoder's own weights (any family of ``layouts``).
 
 ``apply_spatten(hf_model, config)`` returns a ``SpAttenModel`` that shares (never copies) the
 HF model's parameters and runs a custom forward: the model's embeddings, then per layer
@@ -29,9 +29,11 @@ from .functional import (
     keep_counts,
     project_heads,
     prune_tokens,
+    rotate,
     select_heads,
     token_importance,
 )
+from .layouts import EncoderLayout, encoder_layout
 from .progressive import progressive_attention
 from .quant import Int8Linear
 
@@ -43,17 +45,6 @@ __all__ = [
     "layer_linears",
     "spatten_forward",
 ]
-
-_LINEARS = {
-    "query": "attention.self.query", "key": "attention.self.key",
-    "value": "attention.self.value", "out": "attention.output.dense",
-    "ffn_in": "intermediate.dense", "ffn_out": "output.dense",
-}  # fmt: skip
-_LAYER_PARTS = (
-    "attention.self.query", "attention.self.key", "attention.self.value",
-    "attention.output.dense", "attention.output.LayerNorm", "intermediate", "output",
-)  # fmt: skip
-
 
 @dataclass(frozen=True)
 class SpAttenStats:
@@ -81,37 +72,6 @@ class SpAttenOutput:
     stats: SpAttenStats
 
 
-def _encoder_parts(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
-    """The embeddings and layer list of a BERT-family model (or of its ``base_model``)."""
-    base = getattr(model, "base_model", model)
-    layers = getattr(getattr(base, "encoder", None), "layer", None)
-    embeddings = getattr(base, "embeddings", None)
-    if embeddings is None or not isinstance(layers, nn.ModuleList) or not layers:
-        raise TypeError(
-            f"model must be a HuggingFace BERT-family encoder with .embeddings and "
-            f".encoder.layer (e.g. BertModel); got {type(model).__name__}"
-        )
-    for part in _LAYER_PARTS:
-        holder = layers[0]
-        for name in part.split("."):
-            holder = getattr(holder, name, None)
-        if holder is None:
-            raise TypeError(
-                f"model layers must have the BERT layout ({', '.join(_LAYER_PARTS)}); "
-                f"{type(layers[0]).__name__} has no {part}"
-            )
-    config = getattr(model, "config", None)
-    if getattr(config, "is_decoder", False) or getattr(
-        config, "position_embedding_type", "absolute"
-    ) not in (None, "absolute"):
-        raise ValueError(
-            "apply_spatten supports bidirectional encoders with absolute positions; got "
-            f"is_decoder={config.is_decoder}, position_embedding_type="
-            f"{config.position_embedding_type!r}"
-        )
-    return embeddings, layers
-
-
 def _default_protect(mask: torch.Tensor) -> torch.Tensor:
     """First and last real token of each row ([CLS] and [SEP] of a BERT tokenizer)."""
     protect = torch.zeros_like(mask)
@@ -123,46 +83,56 @@ def _default_protect(mask: torch.Tensor) -> torch.Tensor:
     return protect & mask
 
 
-def _attend(hidden, mask, linears, heads, head_size, quant):
-    """Kept heads' query, key, context ``(B, h, L, d)``, head rows and recomputed fraction."""
+def _attend(hidden, mask, linears, heads, head_size, quant, terms):
+    """Kept heads' query, key, context ``(B, h, L, d)``, head rows, recomputed fraction and
+    the layer's attention bias restricted to the kept heads (or None)."""
     rows = None if heads is None else head_rows(heads, head_size)
     query, key, value = project_heads(hidden, linears, rows, head_size)
+    rope, bias = terms
+    if rope is not None:
+        query, key = rotate(query, key, *rope)
+    if bias is not None and heads is not None and bias.shape[1] > 1:
+        bias = bias.index_select(1, heads)
     if quant is not None and quant.attn_bits is not None:
         context, redo = progressive_attention(
             query, key, value, mask, quant.attn_bits, quant.recompute_threshold
         )
         real = mask.sum() * query.shape[1]
-        return query, key, context, rows, float(redo.sum() / real)
-    full = bool(mask.all())  # no padding: the unmasked SDPA kernel is faster
-    attn_mask = None if full else mask[:, None, None, :]
+        return query, key, context, rows, float(redo.sum() / real), bias
+    if bias is None:
+        full = bool(mask.all())  # no padding: the unmasked SDPA kernel is faster
+        attn_mask = None if full else mask[:, None, None, :]
+    elif bias.dtype == torch.bool:
+        attn_mask = bias & mask[:, None, None, :]
+    else:
+        attn_mask = bias.masked_fill(~mask[:, None, None, :], float("-inf"))
     context = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask)
-    return query, key, context, rows, 1.0
+    return query, key, context, rows, 1.0, bias
 
 
-def layer_linears(layer: nn.Module, quant: QuantConfig | None) -> nn.ModuleDict:
-    """The linears of a BERT layer by role: the layer's own ``query``, ``key``, ``value``,
-    ``out``, ``ffn_in``, ``ffn_out`` (shared ``nn.Linear``); with int8 linears ``Int8Linear``
-    copies, Q/K/V fused into one ``qkv`` (a single GEMM and activation quantisation)."""
-    found = {}
-    for role, path in _LINEARS.items():
-        module = layer
-        for name in path.split("."):
-            module = getattr(module, name)
-        found[role] = module
+def layer_linears(layer: nn.Module, quant: QuantConfig | None,
+                  layout: type[EncoderLayout] | EncoderLayout = EncoderLayout) -> nn.ModuleDict:
+    """The linears of a layer by role (``layout``, default BERT): the layer's own ``query``,
+    ``key``, ``value`` (or a fused ``qkv``), ``out``, ``ffn_in``, ``ffn_out`` (shared
+    ``nn.Linear``); with int8 linears ``Int8Linear`` copies, Q/K/V fused into one ``qkv`` (a
+    single GEMM and activation quantisation)."""
+    found = layout.linears(layer)
     if quant is None or not quant.linear_int8:
         return nn.ModuleDict(found)
-    parts = [found.pop(role) for role in ("query", "key", "value")]
-    fused = nn.Linear(parts[0].in_features, 3 * parts[0].out_features)
-    with torch.no_grad():
-        fused.weight.copy_(torch.cat([p.weight for p in parts]))
-        fused.bias.copy_(torch.cat([p.bias for p in parts]))
-    found["qkv"] = fused
+    if "qkv" not in found:
+        parts = [found.pop(role) for role in ("query", "key", "value")]
+        has_bias = parts[0].bias is not None
+        fused = nn.Linear(parts[0].in_features, 3 * parts[0].out_features, bias=has_bias)
+        with torch.no_grad():
+            fused.weight.copy_(torch.cat([p.weight for p in parts]))
+            if has_bias:
+                fused.bias.copy_(torch.cat([p.bias for p in parts]))
+        found["qkv"] = fused
     return nn.ModuleDict({role: Int8Linear(module) for role, module in found.items()})
 
 
 def spatten_forward(
-    embeddings: nn.Module,
-    layers: nn.ModuleList,
+    layout: EncoderLayout,
     plans: tuple[LayerPlan, ...],
     inputs: dict[str, torch.Tensor],
     config: SpAttenConfig,
@@ -170,38 +140,44 @@ def spatten_forward(
 ) -> SpAttenOutput:
     """Embeddings + layers with cascade token/head pruning (see the module docstring).
 
-    ``inputs``: ``input_ids (B, L)``, ``attention_mask (B, L)``, optional
-    ``token_type_ids (B, L)`` and ``protect (B, L)`` (always-kept tokens; default first and
-    last real token). ``plans`` from ``plan_layers``, one per layer. ``linears``: one
-    ``layer_linears`` dict per layer (default: built from ``config.quant``, uncached).
+    ``layout`` from ``encoder_layout(model)``. ``inputs``: ``input_ids (B, L)``,
+    ``attention_mask (B, L)``, optional ``token_type_ids (B, L)`` and ``protect (B, L)``
+    (always-kept tokens; default first and last real token). ``plans`` from ``plan_layers``,
+    one per layer. ``linears``: one ``layer_linears`` dict per layer (default: built from
+    ``config.quant``, uncached).
     """
+    layers = layout.layers
     if linears is None:
-        linears = nn.ModuleList(layer_linears(layer, config.quant) for layer in layers)
+        linears = nn.ModuleList(layer_linears(layer, config.quant, layout) for layer in layers)
     mask = inputs["attention_mask"].bool()
     protect = inputs.get("protect")
     protect = _default_protect(mask) if protect is None else protect.bool() & mask
-    hidden = embeddings(input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids"))
+    hidden = layout.embed(inputs)
     batch, length, _ = hidden.shape
-    attn = layers[0].attention.self
-    n_heads, head_size = attn.num_attention_heads, attn.attention_head_size
+    n_heads, head_size = layout.heads, layout.head_size
     positions = torch.arange(length).expand(batch, length)
     original_lengths = mask.sum(dim=1)
     importance = hidden.new_zeros(batch, length)
     head_score = hidden.new_zeros(n_heads)
     heads, stats = None, {"att": [], "ffn": [], "tok": [], "heads": [], "redo": []}
     threshold = config.token_threshold if config.token_mode == "threshold" else None
-    for layer, plan, lin in zip(layers, plans, linears, strict=True):
+    for index, (layer, plan, lin) in enumerate(zip(layers, plans, linears, strict=True)):
         stats["att"].append(hidden.shape[1])
         stats["heads"].append(n_heads if heads is None else heads.numel())
-        query, key, context, rows, redo = _attend(hidden, mask, lin, heads, head_size, config.quant)
+        terms = layout.terms(index, positions, hidden)
+        norm = layout.norm(layer, 0)
+        attn_in = norm(hidden) if layout.pre_norm else hidden
+        query, key, context, rows, redo, bias = _attend(
+            attn_in, mask, lin, heads, head_size, config.quant, terms)
         stats["redo"].append(redo)
         if plan.score_tokens:
-            importance = importance + token_importance(query, key, mask, config.score_queries)
+            importance = importance + token_importance(query, key, mask, config.score_queries,
+                                                       bias)  # fmt: skip
         if plan.score_heads:
             kept = torch.arange(n_heads) if heads is None else heads
             head_score[kept] += head_magnitude(context, mask)
-        out = layer.attention.output
-        hidden = attention_output(context, hidden, lin["out"], out.LayerNorm, rows)
+        hidden = attention_output(context, hidden, lin["out"],
+                                  None if layout.pre_norm else norm, rows)  # fmt: skip
         if plan.token_ratio is not None:
             counts = keep_counts(original_lengths, plan.token_ratio, protect.sum(dim=1))
             (hidden, importance, positions, protect), mask = prune_tokens(
@@ -211,10 +187,11 @@ def spatten_forward(
             protect = protect & mask
         stats["ffn"].append(hidden.shape[1])
         stats["tok"].append(int(mask.sum()))
-        hidden = feed_forward(hidden, layer, lin)
+        hidden = feed_forward(hidden, layer, lin, layout)
         if plan.head_count is not None:
             current = torch.arange(n_heads) if heads is None else heads
             heads = select_heads(head_score, current, plan.head_count)
+    hidden = layout.finish(hidden)
     positions = positions.masked_fill(~mask, -1)
     summary = SpAttenStats(
         *(tuple(stats[k]) for k in ("att", "ffn", "tok", "heads", "redo")),
@@ -224,20 +201,29 @@ def spatten_forward(
 
 
 class SpAttenModel(nn.Module):
-    """A BERT-family encoder run with SpAtten pruning; shares the wrapped model's weights.
+    """A HF encoder run with SpAtten pruning; shares the wrapped model's weights.
 
     Call with ``input_ids``, ``attention_mask`` (and optional ``token_type_ids``,
-    ``protect``), all ``(B, L)``; returns a ``SpAttenOutput``.
+    ``protect``), all ``(B, L)``; returns a ``SpAttenOutput``. ``layout`` says how the
+    encoder's family is read (``layouts.encoder_layout``).
     """
 
     def __init__(self, model: nn.Module, config: SpAttenConfig) -> None:
         super().__init__()
-        _, layers = _encoder_parts(model)
-        heads = layers[0].attention.self.num_attention_heads
+        layout = encoder_layout(model)
+        quant = config.quant
+        if layout.position_terms and quant is not None and quant.attn_bits is not None:
+            raise ValueError(
+                f"progressive attention quantisation (quant.attn_bits) reads attention without "
+                f"position terms; a {layout.family} encoder has them. Use attn_bits=None "
+                "(int8 linears still work)"
+            )
         self.model = model
         self.config = config
-        self.plans = plan_layers(config, len(layers), heads)
-        self.linears = nn.ModuleList(layer_linears(layer, config.quant) for layer in layers)
+        self.layout = layout
+        self.plans = plan_layers(config, len(layout.layers), layout.heads)
+        self.linears = nn.ModuleList(layer_linears(layer, quant, layout)
+                                     for layer in layout.layers)  # fmt: skip
 
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra):
@@ -253,18 +239,20 @@ class SpAttenModel(nn.Module):
             )
         if not bool(attention_mask.bool().any(dim=1).all()):
             raise ValueError("every sequence needs at least one real token in attention_mask")
-        embeddings, layers = _encoder_parts(self.model)
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, **extra}
-        return spatten_forward(embeddings, layers, self.plans, inputs, self.config, self.linears)
+        return spatten_forward(self.layout, self.plans, inputs, self.config, self.linears)
 
 
 def apply_spatten(model: nn.Module, config: SpAttenConfig | None = None) -> SpAttenModel:
-    """Wrap a HF BERT-family encoder (``BertModel``, or a task model with ``base_model``)
-    in SpAtten pruning. The model is not modified and its parameters are shared.
+    """Wrap a HF encoder (BERT, RoBERTa, XLM-R, DistilBERT, MPNet, ModernBERT, or a task
+    model with ``base_model``) in SpAtten pruning. The model is not modified and its
+    parameters are shared.
 
     Raises:
-        TypeError: ``model`` is not a BERT-layout encoder or ``config`` not a SpAttenConfig.
-        ValueError: a decoder / relative-position model, or pruning layers beyond its depth.
+        TypeError: ``model`` is not an encoder of a supported layout or ``config`` not a
+            SpAttenConfig.
+        ValueError: a decoder / relative-position BERT, pruning layers beyond its depth, or
+            progressive attention quantisation on a family with position terms.
     """
     config = SpAttenConfig() if config is None else config
     if not isinstance(config, SpAttenConfig):
