@@ -162,3 +162,33 @@ def test_load_encoder_adaptation_errors(tmp_path):
                     meta)  # fmt: skip
     with pytest.raises(ValueError, match="does not fit all-MiniLM-L6-v2"):
         load_encoder("all-MiniLM-L6-v2", spatten=AGGRESSIVE, adaptation=tmp_path / "deep.pt")
+
+
+def test_adaptation_files_are_envelopes_and_old_files_still_load(tmp_path):
+    from edgeinfer._checkpoint import is_envelope, write_envelope
+
+    state = {"encoder.layer.0.output.dense.bias": torch.arange(4.0)}
+    path = tmp_path / "adapt.pt"
+    save_adaptation(path, state, {"rank": 0}, spatten=SpAttenConfig(token_keep=0.5,
+                                                                    prune_layers=(1,)))
+    payload = torch.load(path, weights_only=True)
+    assert is_envelope(payload) and payload["engine"] == "nlp"
+    assert payload["model"] == "spatten-adaptation"
+    assert payload["config"] == {"token_keep": 0.5, "prune_layers": [1]}
+    loaded, meta = load_adaptation(path)
+    assert torch.equal(loaded["encoder.layer.0.output.dense.bias"], torch.arange(4.0))
+    assert meta == {"rank": 0, "token_keep": 0.5, "prune_layers": [1]}
+    old = tmp_path / "old.pt"  # the pre-envelope layout
+    torch.save({"format": 1, "state": state, "meta": {"token_keep": 0.5}}, old)
+    assert load_adaptation(old)[1] == {"token_keep": 0.5}
+    video = write_envelope(tmp_path / "video.pt", engine="video", model="tsm_mobilenetv2",
+                           config={}, state_dict={})  # fmt: skip
+    with pytest.raises(ValueError, match=r"is a video checkpoint .*not a nlp one"):
+        load_adaptation(video)
+    other = write_envelope(tmp_path / "hat.pt", engine="nlp", model="hat-supernet", config={},
+                           state_dict={})  # fmt: skip
+    with pytest.raises(ValueError, match=r"holds a 'hat-supernet', not a 'spatten-adaptation'"):
+        load_adaptation(other)
+    (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="not a readable adaptation checkpoint"):
+        load_adaptation(tmp_path / "cut.pt")

@@ -25,15 +25,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..._checkpoint import read_checkpoint_file
+from ..._checkpoint import is_envelope, open_envelope, read_checkpoint_file, write_envelope
 from .features import FEATURE_NAMES, config_features
 from .latency import LatencyDataset, LatencyProfile
 from .measure import MEASURES, Measurement
 from .space import SubConfig
 
-__all__ = ["KINDS", "LatencyPredictor", "split_indices"]
+__all__ = ["KINDS", "PREDICTOR_MODEL", "LatencyPredictor", "split_indices"]
 
 KINDS = ("linear", "mlp")
+PREDICTOR_MODEL = "hat-latency-predictor"
+"""The ``model`` name of a latency predictor's checkpoint envelope."""
 _FORMAT = "edgeinfer.hat.latency-predictor/1"
 
 
@@ -212,33 +214,36 @@ class LatencyPredictor:
         return {"mape": float(ape.mean()), "max_ape": float(ape.max()), "rmse": rmse}
 
     def save(self, path: str | Path) -> Path:
-        """Write the predictor (with its profile, split and metrics) to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({
-            "format": _FORMAT, "kind": self.kind, "target": self.target,
-            "profile": vars(self.profile).copy(), "head_dim": self.head_dim,
+        """Write the predictor (with its profile, split and metrics) to ``path`` atomically, as
+        an edgeinfer checkpoint envelope."""
+        config = {"kind": self.kind, "target": self.target, "head_dim": self.head_dim,
+                  "profile": vars(self.profile).copy()}  # fmt: skip
+        return write_envelope(path, engine="nlp", model=PREDICTOR_MODEL, config=config,
+                              state_dict=dict(self.params), extra={
             "feature_norm": torch.from_numpy(self.feature_norm),
-            "latency_norm": self.latency_norm, "params": self.params,
-            "metrics": dict(self.metrics), "reference_ms": self.reference_ms,
+            "latency_norm": self.latency_norm, "metrics": dict(self.metrics),
+            "reference_ms": self.reference_ms,
             "split": {k: torch.from_numpy(v) for k, v in self.split.items()},
-        }, path)  # fmt: skip
-        return path
+        })  # fmt: skip
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyPredictor:
-        """Read a predictor written by ``save``.
+        """Read a predictor written by ``save`` (also the pre-envelope files).
 
         Raises:
-            FileNotFoundError: no file. ValueError: not a latency predictor / corrupt.
+            FileNotFoundError: no file. ValueError: not a latency predictor (another engine's
+                or another nlp file: named) / corrupt.
         """
         path = Path(path)
         data = read_checkpoint_file(path, "latency predictor", "fit one with "
                                     "LatencyPredictor.fit(...) and .save(path)")  # fmt: skip
-        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+        if is_envelope(data):
+            envelope = open_envelope(data, path, "nlp", PREDICTOR_MODEL)
+            data = {**envelope.config, **envelope.extra, "params": envelope.state_dict}
+        elif not isinstance(data, dict) or data.get("format") != _FORMAT:
             got = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise ValueError(f"{path} is not a latency predictor (format {got!r}, expected "
-                             f"{_FORMAT!r})")  # fmt: skip
+            raise ValueError(f"{path} is not a latency predictor (no edgeinfer envelope; format "
+                             f"{got!r}, the earlier one is {_FORMAT!r})")  # fmt: skip
         return cls(
             kind=data["kind"], target=data["target"], profile=LatencyProfile(**data["profile"]),
             head_dim=data["head_dim"], feature_norm=data["feature_norm"].numpy(),

@@ -16,7 +16,6 @@ the step number).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -25,12 +24,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..._checkpoint import read_checkpoint_file
+from ..._checkpoint import (
+    is_envelope,
+    open_envelope,
+    read_checkpoint_file,
+    state_dict_mismatch,
+    write_envelope,
+)
 from .quality import similarity_loss, tokenize_batches
 from .space import SearchSpace, SubConfig
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
+    "SUPERNET_MODEL",
     "TrainConfig",
     "TrainResult",
     "load_checkpoint",
@@ -217,42 +223,53 @@ def _report(bar, on_step, step: int, loss: float) -> None:
         on_step(step, loss)
 
 
+SUPERNET_MODEL = "hat-supernet"
+"""The ``model`` name of a supernet checkpoint's envelope."""
+
+
 def save_checkpoint(path: str | Path, supernet, optimizer, step: int, config: TrainConfig) -> Path:
-    """Write supernet weights, channel order, space, optimizer state and ``step`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": _FORMAT, "step": step, "train_config": asdict(config),
-        "space": asdict(supernet.space), "model": supernet.model.state_dict(),
-        "channels": supernet.channels.clone(),
-        "optimizer": None if optimizer is None else optimizer.state_dict(),
-    }  # fmt: skip
-    partial = path.with_name(path.name + f".{os.getpid()}.partial")
-    torch.save(payload, partial)
-    partial.replace(path)
-    return path
+    """Write supernet weights, channel order, space, optimizer state and ``step`` atomically,
+    as an edgeinfer checkpoint envelope (config: the space and the training settings)."""
+    return write_envelope(
+        path, engine="nlp", model=SUPERNET_MODEL,
+        config={"space": asdict(supernet.space), "train_config": asdict(config)},
+        state_dict=supernet.model.state_dict(),
+        extra={"step": step, "channels": supernet.channels.clone(),
+               "optimizer": None if optimizer is None else optimizer.state_dict()},
+    )  # fmt: skip
+
+
+def _payload(path: Path) -> dict:
+    """The supernet checkpoint at ``path`` as the legacy field names (envelope or not)."""
+    data = read_checkpoint_file(path, "supernet checkpoint", "train one with "
+                                "scripts/train_hat.py or pass the right path")  # fmt: skip
+    if is_envelope(data):
+        envelope = open_envelope(data, path, "nlp", SUPERNET_MODEL)
+        return {"space": envelope.config["space"], "model": envelope.state_dict,
+                **envelope.extra}
+    if not isinstance(data, dict) or data.get("format") != _FORMAT:
+        raise ValueError(f"{path} is not a supernet checkpoint (no edgeinfer envelope, and not "
+                         f"the earlier format {_FORMAT!r})")  # fmt: skip
+    return data
 
 
 def load_checkpoint(path: str | Path, supernet, optimizer=None) -> int:
     """Load a checkpoint into ``supernet`` (and ``optimizer``); returns the step it holds.
 
     Raises:
-        FileNotFoundError: no file. ValueError: corrupt, not a supernet checkpoint, or of
-            another space / model shape.
+        FileNotFoundError: no file. ValueError: corrupt, not a supernet checkpoint (another
+            engine's or another nlp file: named), or of another space / model shape.
     """
     path = Path(path)
-    data = read_checkpoint_file(path, "supernet checkpoint", "train one with "
-                                "scripts/train_hat.py or pass the right path")  # fmt: skip
-    if not isinstance(data, dict) or data.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not a supernet checkpoint (expected format {_FORMAT!r})")
+    data = _payload(path)
     space = SearchSpace(**{k: tuple(v) if isinstance(v, list) else v
                            for k, v in data["space"].items()})  # fmt: skip
     if space != supernet.space:
         raise ValueError(f"{path} was trained for {space}, not this supernet's {supernet.space}")
-    try:
-        supernet.model.load_state_dict(data["model"], strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"{path} does not fit this supernet's model: {error}") from error
+    mismatch = state_dict_mismatch(supernet.model.state_dict(), data["model"])
+    if mismatch is not None:
+        raise ValueError(f"{path} does not fit this supernet's model: {mismatch}")
+    supernet.model.load_state_dict(data["model"], strict=True)
     supernet.channels.copy_(data["channels"])
     if optimizer is not None and data.get("optimizer") is not None:
         optimizer.load_state_dict(data["optimizer"])

@@ -37,6 +37,7 @@ from .layouts import encoder_layout
 from .model import layer_linears, spatten_forward
 
 __all__ = [
+    "ADAPTATION_MODEL",
     "AdaptConfig",
     "AdaptResult",
     "LowRankLinear",
@@ -356,6 +357,10 @@ def pruning_meta(spatten: SpAttenConfig) -> dict:
     return {"token_keep": spatten.token_keep, "prune_layers": list(spatten.prune_layers or ())}
 
 
+ADAPTATION_MODEL = "spatten-adaptation"
+"""The ``model`` name of an adaptation file's checkpoint envelope."""
+
+
 def save_adaptation(
     path: str | Path,
     state: dict[str, torch.Tensor],
@@ -363,24 +368,35 @@ def save_adaptation(
     *,
     spatten: SpAttenConfig | None = None,
 ) -> int:
-    """Write ``state`` (float32) and ``meta`` (plain values) to ``path``, with the pruning
-    settings of ``spatten`` added to ``meta`` when given; returns the file size in bytes."""
+    """Write ``state`` (float32) and ``meta`` (plain values) to ``path`` as an edgeinfer
+    checkpoint envelope (atomically), with the pruning settings of ``spatten`` added to
+    ``meta`` when given; returns the file size in bytes."""
+    from ..._checkpoint import write_envelope
+
     meta = {**(meta or {}), **(pruning_meta(spatten) if spatten is not None else {})}
     tensors = {name: tensor.detach().float().contiguous() for name, tensor in state.items()}
-    torch.save({"format": _FORMAT, "state": tensors, "meta": meta}, Path(path))
-    return Path(path).stat().st_size
+    written = write_envelope(path, engine="nlp", model=ADAPTATION_MODEL,
+                             config=pruning_meta(spatten) if spatten is not None else {},
+                             state_dict=tensors, extra={"meta": meta})  # fmt: skip
+    return written.stat().st_size
 
 
 def load_adaptation(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """``(state, meta)`` saved by ``save_adaptation``.
+    """``(state, meta)`` saved by ``save_adaptation`` (also the pre-envelope files).
 
     Raises:
-        ValueError: the file is not an adaptation checkpoint of a known format.
+        FileNotFoundError: no file.
+        ValueError: a damaged file, or not an adaptation (another engine's checkpoint, another
+            nlp file, another envelope version: each named).
     """
-    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    from ..._checkpoint import is_envelope, open_envelope, read_checkpoint_file
+
+    path = Path(path)
+    hint = "write one with save_adaptation or scripts/adapt_spatten.py"
+    data = read_checkpoint_file(path, "adaptation checkpoint", hint)
+    if is_envelope(data):
+        envelope = open_envelope(data, path, "nlp", ADAPTATION_MODEL)
+        return envelope.state_dict, dict(envelope.extra.get("meta", {}))
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
-        raise ValueError(
-            f"{path} is not an adaptation checkpoint (format {_FORMAT}); write one with "
-            f"save_adaptation or scripts/adapt_spatten.py"
-        )
+        raise ValueError(f"{path} is not an adaptation checkpoint; {hint}")
     return data["state"], data["meta"]

@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from edgeinfer.nlp.hat import (
     LatencyPredictor,
@@ -76,6 +77,18 @@ def test_save_load_round_trip_keeps_profile_predictions_and_split(tmp_path):
         np.testing.assert_array_equal(loaded.split["test"], fitted.split["test"])
         np.testing.assert_allclose(loaded.predict_many(data.configs),
                                    fitted.predict_many(data.configs), rtol=1e-6)  # fmt: skip
+        payload = torch.load(tmp_path / f"{kind}.pt", weights_only=True)
+        assert payload["model"] == "hat-latency-predictor" and payload["engine"] == "nlp"
+    old = tmp_path / "old.pt"  # the pre-envelope layout still loads
+    torch.save({"format": "edgeinfer.hat.latency-predictor/1", "kind": fitted.kind,
+                "target": fitted.target, "profile": vars(fitted.profile).copy(),
+                "head_dim": fitted.head_dim,
+                "feature_norm": torch.from_numpy(fitted.feature_norm),
+                "latency_norm": fitted.latency_norm, "params": fitted.params,
+                "metrics": dict(fitted.metrics), "reference_ms": fitted.reference_ms,
+                "split": {k: torch.from_numpy(v) for k, v in fitted.split.items()}}, old)
+    np.testing.assert_allclose(LatencyPredictor.load(old).predict_many(data.configs),
+                               fitted.predict_many(data.configs), rtol=1e-6)  # fmt: skip
 
 
 def test_another_profile_warns_naming_both():
@@ -98,6 +111,11 @@ def test_bad_fit_input_and_corrupt_file(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable latency predictor"):
+        LatencyPredictor.load(bad)
+    from edgeinfer._checkpoint import write_envelope
+
+    write_envelope(bad, engine="nlp", model="hat-supernet", config={}, state_dict={})
+    with pytest.raises(ValueError, match=r"holds a 'hat-supernet', not a 'hat-latency-predictor'"):
         LatencyPredictor.load(bad)
 
 

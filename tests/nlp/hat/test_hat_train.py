@@ -83,6 +83,27 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path):
         load_checkpoint(junk, other)
     with pytest.raises(FileNotFoundError, match=r"train one with scripts/train_hat\.py"):
         load_checkpoint(tmp_path / "none.pt", other)
+    from edgeinfer._checkpoint import write_envelope
+    from edgeinfer.nlp.spatten.adapt import save_adaptation
+
+    payload = torch.load(path, weights_only=True)  # one envelope, like every engine's files
+    assert payload["edgeinfer_checkpoint"] == 1 and payload["model"] == "hat-supernet"
+    save_adaptation(junk, {"x": torch.zeros(1)})
+    with pytest.raises(ValueError, match=r"holds a 'spatten-adaptation', not a 'hat-supernet'"):
+        load_checkpoint(junk, other)
+    write_envelope(junk, engine="pointcloud", model="minkunet", config={}, state_dict={})
+    with pytest.raises(ValueError, match=r"a pointcloud checkpoint .*load it with "
+                                         r"edgeinfer\.pointcloud\.load_pretrained"):
+        load_checkpoint(junk, other)
+    legacy = {"format": "edgeinfer.hat.supernet/1", "step": 2, "space": payload["config"]["space"],
+              "model": payload["state_dict"], "channels": payload["extra"]["channels"],
+              "optimizer": None}  # fmt: skip
+    torch.save(legacy, junk)  # the pre-envelope layout still loads
+    assert load_checkpoint(junk, _fresh()) == 2
+    legacy["model"] = {k: v for k, v in legacy["model"].items() if "layer.0." not in k}
+    torch.save(legacy, junk)
+    with pytest.raises(ValueError, match=r"does not fit this supernet's model: missing keys"):
+        load_checkpoint(junk, _fresh())
 
 
 def test_bad_training_input():
