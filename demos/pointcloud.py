@@ -39,6 +39,11 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--beams", type=int, default=64, help="LiDAR beams of the scene")
     parser.add_argument("--input", type=Path, help="segment this .bin/.ply/.las file instead")
     parser.add_argument("--checkpoint", type=Path, help="a checkpoint (default: the shipped one)")
+    parser.add_argument("--voxel-size", type=float, default=None,
+                        help="voxel size (m) of an imported checkpoint that does not record it")
+    parser.add_argument("--features", default=None,
+                        help="comma-separated feature columns of an imported checkpoint that "
+                             "does not record them, e.g. x,y,z,intensity")  # fmt: skip
     parser.add_argument("--runs", type=int, default=5, help="timed runs for the latency median")
     parser.add_argument("--out", type=Path, default=Path("edgeinfer-demo-out/pointcloud"),
                         help="folder for the PLY and PNG")  # fmt: skip
@@ -49,8 +54,33 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
     parser.check_input(args.input, POINT_SUFFIXES)
     parser.check_input(args.checkpoint, (), "--checkpoint")
+    if (args.voxel_size is not None or args.features is not None) and args.checkpoint is None:
+        parser.error("--voxel-size and --features are for an imported --checkpoint")
     parser.prepare_out(args.out)
+    args.parser = parser
     return args
+
+
+def _load_model(args: argparse.Namespace):
+    """``(model, info)`` of ``--checkpoint`` (or the shipped one), features the demo computes."""
+    from edgeinfer.pointcloud import load_pretrained
+    from edgeinfer.pointcloud.train import FEATURE_COLUMNS
+
+    if args.checkpoint is None:
+        return load_pretrained()
+    options = {"voxel_size": args.voxel_size, "features": None if args.features is None else
+               tuple(name.strip() for name in args.features.split(","))}  # fmt: skip
+    try:
+        model, info = load_pretrained(args.checkpoint, **{k: v for k, v in options.items()
+                                                          if v is not None})
+    except (ValueError, TypeError) as error:
+        args.parser.error(f"--checkpoint: {error}")
+    unknown = [name for name in info.input.features if name not in FEATURE_COLUMNS]
+    if unknown:
+        args.parser.error(f"--checkpoint {args.checkpoint} reads features "
+                          f"{list(info.input.features)} and the demo cannot compute {unknown}; "
+                          f"pass --features with columns of {list(FEATURE_COLUMNS)}")
+    return model, info
 
 
 def _load_scan(args: argparse.Namespace):
@@ -133,11 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from edgeinfer.datasets import SCENE_CLASSES, write_ply
-    from edgeinfer.pointcloud import load_pretrained
     from edgeinfer.pointcloud.train import confusion_matrix, iou_from_confusion
 
     args = _parse(sys.argv[1:] if argv is None else argv)
-    model, info = load_pretrained() if args.checkpoint is None else load_pretrained(args.checkpoint)
+    model, info = _load_model(args)
     class_names, voxel_size = list(info.class_names), info.input.voxel_size
     name, points, intensity, labels = _load_scan(args)
     predicted, voxels, median, spread = _segment(model, points, intensity, info.input, args.runs)

@@ -369,23 +369,29 @@ def _probe() -> MinkUNet:
 
 
 def _info(model: MinkUNet, source: Path, fmt: str, voxel_size: float | None,
-          features: tuple[str, ...], quantize: str) -> PretrainedInfo:
+          features: tuple[str, ...], quantize: str, given: Any) -> PretrainedInfo:
     classes = model.config.num_classes
     names = SEMANTIC_KITTI_CLASSES if classes == len(SEMANTIC_KITTI_CLASSES) else \
         tuple(f"class_{i}" for i in range(classes))
+    if given is not None:
+        features = tuple(str(name) for name in given)
+        if len(features) != model.config.in_channels:
+            raise ValueError(f"features= names {len(features)} columns {list(features)}; the "
+                             f"file's model reads {model.config.in_channels}")  # fmt: skip
     spec = PointInput(SPVNAS_VOXEL_SIZE if voxel_size is None else voxel_size, features, quantize)
-    given = "the voxel_size argument" if voxel_size is not None else \
+    size = "the voxel_size argument" if voxel_size is not None else \
         f"assumed: {SPVNAS_VOXEL_SIZE} m, SPVNAS's SemanticKITTI setting"
     return PretrainedInfo("pointcloud", "minkunet", _TASK, names, spec, str(source), fmt,
-                          {"voxel_size": given})
+                          {"voxel_size": size})
 
 
-def load_torchsparse(payload: Any, source: Path, voxel_size: float | None = None
-                     ) -> tuple[MinkUNet, PretrainedInfo]:
+def load_torchsparse(payload: Any, source: Path, voxel_size: float | None = None,
+                     features: Any = None) -> tuple[MinkUNet, PretrainedInfo]:
     """An SPVNAS / TorchSparse MinkUNet file -> ``(model, info)``.
 
     ``voxel_size`` (metres) is recorded in ``info.input`` (default 0.05, SPVNAS's
-    SemanticKITTI setting; the file does not say).
+    SemanticKITTI setting; the file does not say), and ``features`` (default SPVNAS's
+    ``x, y, z, intensity``).
 
     Raises:
         ValueError: an SPVCNN/SPVNAS file, unmapped or missing keys, or shapes that do not fit.
@@ -400,15 +406,16 @@ def load_torchsparse(payload: Any, source: Path, voxel_size: float | None = None
     model = _build(state, source, what, probe.__getitem__, -1, r"stage1\.[1-9]\d*\.net\.0\.kernel")
     load_torchsparse_weights(model, state, source=source)
     return model.eval(), _info(model, source, "torchsparse", voxel_size, SPVNAS_FEATURES,
-                               "round_shift")
+                               "round_shift", features)
 
 
-def load_spconv(payload: Any, source: Path, voxel_size: float | None = None
-                ) -> tuple[MinkUNet, PretrainedInfo]:
+def load_spconv(payload: Any, source: Path, voxel_size: float | None = None,
+                features: Any = None) -> tuple[MinkUNet, PretrainedInfo]:
     """A spconv 2.x MinkUNet in edgeinfer's layout (``mirror_in_spconv``) -> ``(model, info)``.
 
     The file records neither voxel size nor features: ``info.input`` says ``voxel_size``
-    (default 0.05), ``feature_i`` columns and ``floor`` quantisation.
+    (default 0.05), ``features`` (default ``feature_i`` placeholders, which nothing computes:
+    name the columns your training used) and ``floor`` quantisation.
 
     Raises:
         ValueError: unmapped or missing keys, or shapes that do not fit.
@@ -421,5 +428,5 @@ def load_spconv(payload: Any, source: Path, voxel_size: float | None = None
     model = _build(state, source, what, probe.__getitem__, 0,
                    r"trunk\.down\.0\.blocks\.\d+\.conv1\.layer\.weight")
     load_spconv_weights(model, state, source=source)
-    features = tuple(f"feature_{i}" for i in range(model.config.in_channels))
-    return model.eval(), _info(model, source, "spconv", voxel_size, features, "floor")
+    unnamed = tuple(f"feature_{i}" for i in range(model.config.in_channels))
+    return model.eval(), _info(model, source, "spconv", voxel_size, unnamed, "floor", features)

@@ -16,7 +16,7 @@ are edgeinfer envelopes (``edgeinfer._checkpoint``); the segmenter files of edge
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -113,15 +113,16 @@ def _build(name: str, config: Mapping[str, Any], state: Mapping[str, Any],
     return model.eval()
 
 
-def _no_voxel_size(voxel_size: float | None, source: Path) -> None:
-    if voxel_size is not None:
-        raise ValueError(f"{source} records its own voxel size; voxel_size= is for imported "
-                         f"files that do not (got voxel_size={voxel_size!r})")  # fmt: skip
+def _no_voxel_size(voxel_size: float | None, source: Path, features: Any = None) -> None:
+    for name, value in (("voxel_size", voxel_size), ("features", features)):
+        if value is not None:
+            raise ValueError(f"{source} records its own {name.replace('_', ' ')}; {name}= is "
+                             f"for imported files that do not (got {name}={value!r})")
 
 
-def _from_envelope(payload: Any, source: Path, voxel_size: float | None = None
-                   ) -> tuple[torch.nn.Module, PretrainedInfo]:
-    _no_voxel_size(voxel_size, source)
+def _from_envelope(payload: Any, source: Path, voxel_size: float | None = None,
+                   features: Any = None) -> tuple[torch.nn.Module, PretrainedInfo]:
+    _no_voxel_size(voxel_size, source, features)
     envelope = open_envelope(payload, source, "pointcloud")
     model = _build(envelope.model, envelope.config, envelope.state_dict, source)
     info = envelope.info or PretrainedInfo("pointcloud", envelope.model, _TASK, (),
@@ -135,9 +136,9 @@ def _is_legacy(payload: Any) -> bool:
             and payload["meta"].get("format") == LEGACY_FORMAT)
 
 
-def _from_legacy(payload: Any, source: Path, voxel_size: float | None = None
-                 ) -> tuple[torch.nn.Module, PretrainedInfo]:
-    _no_voxel_size(voxel_size, source)
+def _from_legacy(payload: Any, source: Path, voxel_size: float | None = None,
+                 features: Any = None) -> tuple[torch.nn.Module, PretrainedInfo]:
+    _no_voxel_size(voxel_size, source, features)
     meta = payload["meta"]
     missing = [key for key in ("model", "config", "class_names", "voxel_size") if key not in meta]
     if missing:
@@ -154,18 +155,19 @@ def _from_legacy(payload: Any, source: Path, voxel_size: float | None = None
 Importer = tuple[Callable[[Any], bool], Callable[..., tuple[torch.nn.Module, PretrainedInfo]]]
 SOURCES: dict[str, Importer] = {
     "edgeinfer": (lambda p: is_envelope(p) or _is_legacy(p),
-                  lambda p, s, v: _from_legacy(p, s, v) if _is_legacy(p) else
-                  _from_envelope(p, s, v)),
+                  lambda p, s, *o: _from_legacy(p, s, *o) if _is_legacy(p) else
+                  _from_envelope(p, s, *o)),
     "torchsparse": (detect_torchsparse, load_torchsparse),
     "spconv": (detect_spconv, load_spconv),
 }
-"""``source name -> (detect(payload), load(payload, path, voxel_size))``, tried in order by
-autodetection (see ``pointcloud.importers`` for the TorchSparse/SPVNAS and spconv layouts)."""
+"""``source name -> (detect(payload), load(payload, path, voxel_size, features))``, tried in
+order by autodetection (see ``pointcloud.importers`` for the TorchSparse/SPVNAS and spconv
+layouts)."""
 
 
 def load_pretrained(
     name_or_path: str | os.PathLike[str] = "minkunet-scenes", *, source: str | None = None,
-    voxel_size: float | None = None,
+    voxel_size: float | None = None, features: Sequence[str] | None = None,
 ) -> tuple[torch.nn.Module, PretrainedInfo]:
     """A point-cloud model (eval mode) and its :class:`PretrainedInfo`.
 
@@ -176,6 +178,9 @@ def load_pretrained(
         voxel_size: the voxel size (m) an imported file was trained with, recorded in
             ``info.input`` (TorchSparse and spconv files do not say; default 0.05). An
             edgeinfer file records its own and refuses this argument.
+        features: the feature columns an imported file was trained on (``train.
+            FEATURE_COLUMNS`` names the ones ``voxelize_scan`` computes); default SPVNAS's for
+            TorchSparse files, placeholders for spconv files. Refused for edgeinfer files.
 
     Raises:
         FileNotFoundError: neither a shipped name nor a file (close names are listed).
@@ -183,7 +188,7 @@ def load_pretrained(
             importer recognises, or weights that do not fit (names keys and both shapes).
     """
     return import_checkpoint(name_or_path, source=source, sources=SOURCES, shipped=PRETRAINED,
-                             what=_KIND, hint=_HINT, options=(voxel_size,))
+                             what=_KIND, hint=_HINT, options=(voxel_size, features))
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, PretrainedInfo]:

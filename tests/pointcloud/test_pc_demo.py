@@ -49,3 +49,28 @@ def test_demo_runs_an_spvnas_checkpoint_with_its_own_voxels_and_classes(tmp_path
     colors = demo.class_colors(len(SEMANTIC_KITTI_CLASSES))
     assert np.array_equal(written["colors"], colors[written["labels"]])
     assert len(np.unique(colors, axis=0)) == len(SEMANTIC_KITTI_CLASSES)
+
+
+def test_demo_runs_a_spconv_checkpoint_once_its_features_are_named(tmp_path, capsys):
+    import pytest
+    import torch
+    from edgeinfer.demos import DemoUsageError
+
+    from edgeinfer.pointcloud.models import MinkUNet, UNetConfig
+    from tests.pointcloud.test_pc_import import _spconv_state
+
+    checkpoint = tmp_path / "spconv_minkunet.pt"
+    torch.save(_spconv_state(MinkUNet(UNetConfig(4, 6, width=0.25)), seed=0), checkpoint)
+    out = tmp_path / "out"
+    with pytest.raises(DemoUsageError, match=r"cannot compute \['feature_0'.*pass --features"):
+        demo.main(["--checkpoint", str(checkpoint), "--out", str(out), "--runs", "1"])
+    with pytest.raises(DemoUsageError, match=r"features= names 2 columns"):
+        demo.main(["--checkpoint", str(checkpoint), "--out", str(out), "--features", "x,y"])
+    with pytest.raises(DemoUsageError, match="are for an imported --checkpoint"):
+        demo.main(["--out", str(out), "--voxel-size", "0.1"])
+    features = "intensity,z / 2 m,range / 50 m,1"
+    assert demo.main(["--checkpoint", str(checkpoint), "--out", str(out), "--runs", "1",
+                      "--beams", "16", "--features", features, "--voxel-size", "0.2"]) == 0
+    printed = capsys.readouterr().out
+    assert "(spconv), 6 classes, features intensity, z / 2 m" in printed
+    assert "voxels of 0.2 m" in printed

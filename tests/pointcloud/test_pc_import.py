@@ -279,6 +279,11 @@ def test_spvnas_bad_files_name_the_key_and_both_shapes(tmp_path):
     with pytest.raises(ValueError, match=r"classifier\.0\.weight is missing"):
         load_pretrained(path)
 
+    torch.save({"model": state}, path)
+    path.write_bytes(path.read_bytes()[:5000])  # a download cut short
+    with pytest.raises(ValueError, match="is not a readable point-cloud checkpoint"):
+        load_pretrained(path)
+
     spvcnn = tmp_path / "SemanticKITTI_val_SPVCNN@119GMACs" / "init"
     spvcnn.parent.mkdir()
     torch.save({"model": state}, spvcnn)
@@ -325,12 +330,14 @@ def test_coords_from_torchsparse_moves_the_batch_first():
         coords_from_torchsparse(torch.ones(2, 4))
 
 
-def test_edgeinfer_files_refuse_voxel_size(tmp_path):
+def test_edgeinfer_files_refuse_voxel_size_and_features(tmp_path):
     model = MinkUNet(UNetConfig(4, 2, width=0.25))
     path = save_checkpoint(tmp_path / "mine.pt", model, {"class_names": ["a", "b"],
                                                           "voxel_size": 0.2})
     with pytest.raises(ValueError, match="records its own voxel size"):
         load_pretrained(path, voxel_size=0.1)
+    with pytest.raises(ValueError, match="records its own features"):
+        load_pretrained(path, features=("x", "y", "z", "intensity"))
 
 
 # ---- spconv ---------------------------------------------------------------------------------

@@ -209,6 +209,22 @@ def test_imported_model_exports_to_onnx(tmp_path):
                                        atol=ATOL, rtol=0)  # fmt: skip
 
 
+@pytest.mark.slow  # lowering to XNNPACK takes ~30 s per model here
+def test_imported_model_exports_to_executorch(tmp_path):
+    pytest.importorskip("executorch", reason="executorch is not installed (optional)")
+    from edgeinfer.video import ExecuTorchStreamingRunner
+
+    state = official_mobilenet_v2(5, shifted=False, seed=2)
+    torch.save(state, tmp_path / "online.pth")
+    model, _ = load_pretrained(tmp_path / "online.pth")
+    path = export(model, "executorch", tmp_path / "online.pte", height=32, width=32)
+    eager, exported = StreamingRunner(model), ExecuTorchStreamingRunner(path, num_threads=1)
+    with torch.no_grad():
+        for frame in _clip(3, 32):
+            torch.testing.assert_close(torch.as_tensor(exported.step(frame)), eager.step(frame),
+                                       atol=1e-3, rtol=1e-3)  # fmt: skip
+
+
 def test_shift_mode_changes_warn_and_variants_are_refused(tmp_path):
     path, _ = _official_file(tmp_path)
     with pytest.warns(UserWarning, match=r"trained with shift='bidirectional'.*'causal'"):
