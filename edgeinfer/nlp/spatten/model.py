@@ -83,22 +83,21 @@ def _default_protect(mask: torch.Tensor) -> torch.Tensor:
     return protect & mask
 
 
-def _attend(hidden, mask, linears, heads, head_size, quant, terms):
-    """Kept heads' query, key, context ``(B, h, L, d)``, head rows, recomputed fraction and
-    the layer's attention bias restricted to the kept heads (or None)."""
-    rows = None if heads is None else head_rows(heads, head_size)
-    query, key, value = project_heads(hidden, linears, rows, head_size)
-    rope, bias = terms
-    if rope is not None:
-        query, key = rotate(query, key, *rope)
-    if bias is not None and heads is not None and bias.shape[1] > 1:
-        bias = bias.index_select(1, heads)
+def sequence_lengths(mask: torch.Tensor) -> list[int] | None:
+    """Each row's real-token count when a padded batch of several rows holds its real tokens
+    at the front (right padding, as the tokenizers pad and as pruning packs); else None."""
+    if mask.shape[0] < 2 or bool(mask.all()):
+        return None
+    lengths = mask.sum(dim=1)
+    front = torch.arange(mask.shape[1])[None, :] < lengths[:, None]
+    return [int(n) for n in lengths] if bool((front == mask).all()) else None
+
+
+def _attention(query, key, value, mask, quant, bias):
+    """Context ``(B, h, L, d)`` and recomputed rows (or None) of one attention call."""
     if quant is not None and quant.attn_bits is not None:
-        context, redo = progressive_attention(
-            query, key, value, mask, quant.attn_bits, quant.recompute_threshold
-        )
-        real = mask.sum() * query.shape[1]
-        return query, key, context, rows, float(redo.sum() / real), bias
+        return progressive_attention(query, key, value, mask, quant.attn_bits,
+                                     quant.recompute_threshold)  # fmt: skip
     if bias is None:
         full = bool(mask.all())  # no padding: the unmasked SDPA kernel is faster
         attn_mask = None if full else mask[:, None, None, :]
@@ -106,8 +105,54 @@ def _attend(hidden, mask, linears, heads, head_size, quant, terms):
         attn_mask = bias & mask[:, None, None, :]
     else:
         attn_mask = bias.masked_fill(~mask[:, None, None, :], float("-inf"))
-    context = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask)
-    return query, key, context, rows, 1.0, bias
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask), None
+
+
+def _attend(hidden, mask, linears, heads, head_size, quant, terms):
+    """Kept heads' query, key, context ``(B, h, L, d)``, head rows, recomputed fraction and
+    the layer's attention bias restricted to the kept heads (or None).
+
+    A padded batch attends one sequence at a time at its own length (``sequence_lengths``),
+    as that sequence alone would: padding never changes the float rounding of a row, so a
+    text's result does not depend on its batch (with int8 linears too, whose roundings the
+    smallest float difference would move)."""
+    rows = None if heads is None else head_rows(heads, head_size)
+    query, key, value = project_heads(hidden, linears, rows, head_size)
+    rope, bias = terms
+    if rope is not None:
+        query, key = rotate(query, key, *rope)
+    if bias is not None and heads is not None and bias.shape[1] > 1:
+        bias = bias.index_select(1, heads)
+    lengths = sequence_lengths(mask)
+    if lengths is None:
+        context, redo = _attention(query, key, value, mask, quant, bias)
+    else:
+        context, redo = query.new_zeros(value.shape), None
+        for row, n in enumerate(lengths):
+            part = slice(row, row + 1)
+            alone = None if bias is None else bias[part, :, :n, :n]
+            out, again = _attention(query[part, :, :n], key[part, :, :n], value[part, :, :n],
+                                    mask[part, :n], quant, alone)  # fmt: skip
+            context[part, :, :n] = out
+            if again is not None:
+                redo = torch.zeros(query.shape[:3], dtype=torch.bool) if redo is None else redo
+                redo[part, :, :n] = again
+    fraction = 1.0 if redo is None else float(redo.sum() / (mask.sum() * query.shape[1]))
+    return query, key, context, rows, fraction, bias
+
+
+def _importance(query, key, mask, count, bias):
+    """``token_importance`` of each sequence at its own length (see ``_attend``)."""
+    lengths = sequence_lengths(mask)
+    if lengths is None:
+        return token_importance(query, key, mask, count, bias)
+    scores = query.new_zeros(mask.shape)
+    for row, n in enumerate(lengths):
+        part = slice(row, row + 1)
+        alone = None if bias is None else bias[part, :, :n, :n]
+        scores[part, :n] = token_importance(query[part, :, :n], key[part, :, :n],
+                                            mask[part, :n], count, alone)  # fmt: skip
+    return scores
 
 
 def layer_linears(layer: nn.Module, quant: QuantConfig | None,
@@ -171,8 +216,7 @@ def spatten_forward(
             attn_in, mask, lin, heads, head_size, config.quant, terms)
         stats["redo"].append(redo)
         if plan.score_tokens:
-            importance = importance + token_importance(query, key, mask, config.score_queries,
-                                                       bias)  # fmt: skip
+            importance = importance + _importance(query, key, mask, config.score_queries, bias)
         if plan.score_heads:
             kept = torch.arange(n_heads) if heads is None else heads
             head_score[kept] += head_magnitude(context, mask)

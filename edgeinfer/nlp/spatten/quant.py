@@ -7,6 +7,8 @@ multiplies in integers with ``torch._int_mm`` (int8 x int8 -> exact int32 sums: 
 saturation, so the full 8 bits are used, not the 7 of fbgemm's ``reduce_range``) and
 rescales by the row's and the output channel's scales. Every step is per row or exact, so a
 row's result depends on that row alone: not on the other texts of a batch, nor on padding.
+The quantisation and the rescale are each one pass of a numba kernel where numba runs
+(``edgeinfer._jit``), else the same float32 operations in torch.
 No quantized tensors are built (torch deprecates them) and no quantized engine is needed.
 
 Head pruning slices whole rows (Q/K/V) or columns (output projection) of ``Q``; a per-row
@@ -19,10 +21,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from ... import _jit
 from ...common_sparse import select_rows
 
 __all__ = ["Int8Linear", "apply_linear", "int8_rows_matmul", "quantize_per_row", "quantize_rows"]
@@ -57,16 +61,92 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.div(x, step).round_().to(torch.int8), step  # |x / step| <= 127 (+ rounding)
 
 
+@_jit.kernel("row_magnitudes")
+def _row_magnitudes_kernel(numba):
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def magnitudes(bits, largest):  # bits: x (M, K) float32 viewed as uint32 -> (M,) uint32
+        for r in numba.prange(bits.shape[0]):
+            top = np.uint32(0)
+            for k in range(bits.shape[1]):  # |x| as integers keeps the order: a vectorised max
+                top = max(top, bits[r, k] & np.uint32(0x7FFFFFFF))
+            largest[r] = top
+    return magnitudes
+
+
+@_jit.kernel("quantize_rows")
+def _quantize_rows_kernel(numba):
+    tiny = np.float32(_TINY)
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def quantize(x, amax, q, step):  # x (M, K), amax (M,) float32 -> q int8, step (M, 1)
+        for r in numba.prange(x.shape[0]):
+            if not amax[r] < np.inf:  # inf or NaN: the product row is non-finite
+                step[r, 0] = np.float32(np.nan)
+                for k in range(x.shape[1]):
+                    q[r, k] = 0
+                continue
+            s = max(amax[r] / np.float32(127.0), tiny)
+            step[r, 0] = s
+            for k in range(x.shape[1]):
+                q[r, k] = np.int8(np.rint(x[r, k] / s))  # half to even, as torch.round
+    return quantize
+
+
+@_jit.kernel("rescale_rows")
+def _rescale_rows_kernel(numba):
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def rescale(acc, scale, step, bias, out):  # out = acc * scale * step (+ bias), float32
+        for r in numba.prange(acc.shape[0]):
+            s = step[r, 0]
+            if bias.shape[0] > 0:  # one branch per row: each inner loop vectorises
+                for n in range(acc.shape[1]):
+                    out[r, n] = (np.float32(acc[r, n]) * scale[0, n]) * s + bias[n]
+            else:
+                for n in range(acc.shape[1]):
+                    out[r, n] = (np.float32(acc[r, n]) * scale[0, n]) * s
+    return rescale
+
+
+def _fused_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    quantize = _jit.get("quantize_rows")
+    if quantize is None or x.dtype != torch.float32 or not x.is_contiguous() or x.dim() != 2:
+        return None
+    magnitudes = _jit.get("row_magnitudes")
+    values = x.numpy()
+    largest = np.empty(x.shape[0], dtype=np.uint32)
+    q = torch.empty(x.shape, dtype=torch.int8)
+    step = torch.empty(x.shape[0], 1, dtype=torch.float32)
+    with _jit.threads():
+        magnitudes(values.view(np.uint32), largest)
+        quantize(values, largest.view(np.float32), q.numpy(), step.numpy())
+    return q, step
+
+
 def int8_rows_matmul(
-    x: torch.Tensor, weight_t: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
+    x: torch.Tensor, weight_t: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
+    *, fused: bool = True,
 ) -> torch.Tensor:
     """``x (M, in)`` float32 times int8 ``weight_t (in, out)`` (contiguous) with per-channel
     ``scale (1, out)`` float32, ``+ bias (out,)`` when given -> float32 ``(M, out)``.
 
-    Rows of ``x`` are quantised by :func:`quantize_rows`; the int32 sums are exact.
+    Rows of ``x`` are quantised by :func:`quantize_rows`; the int32 sums are exact. With
+    ``fused`` (and numba, see ``edgeinfer._jit``) the quantisation and the rescale each run as
+    one pass of a numba kernel instead of several torch passes; ``fused=False`` is the torch
+    reference. Both compute the same float32 operations in the same order.
     """
-    rows, step = quantize_rows(x)
-    out = torch._int_mm(rows, weight_t).float().mul_(scale)  # (M, out)
+    packed = _fused_rows(x.detach()) if fused else None  # int8 outputs carry no gradient
+    rows, step = quantize_rows(x) if packed is None else packed
+    acc = torch._int_mm(rows, weight_t)  # (M, out) int32, exact
+    rescale = _jit.get("rescale_rows") if packed is not None else None
+    if rescale is not None and scale.is_contiguous() and scale.dtype == torch.float32:
+        out = torch.empty(acc.shape, dtype=torch.float32)
+        empty = bias is None
+        with _jit.threads():
+            rescale(acc.numpy(), scale.numpy(), step.numpy(),
+                    (torch.zeros(0) if empty else bias.contiguous().float()).numpy(),
+                    out.numpy())  # fmt: skip
+        return out
+    out = acc.float().mul_(scale)  # (M, out)
     return out.mul_(step) if bias is None else torch.addcmul(bias, out, step)
 
 

@@ -1,0 +1,79 @@
+"""Hand-fused numba kernels: compiled at first use, cached on disk, torch kept as reference.
+
+A kernel module declares its kernels with :func:`kernel` (a function that builds and returns
+the ``numba.njit`` function); :func:`get` compiles one on first use. When numba is missing,
+fails to import, or ``EDGEINFER_JIT=0`` is set, :func:`get` returns ``None`` and the caller
+runs its torch path, which is also what the tests compare every kernel with.
+
+Kernels run on as many numba threads as torch's intra-op pool (:func:`threads`), so one
+``torch.set_num_threads`` call governs both; every kernel here computes each output from its
+own inputs only, so results do not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["ENV", "available", "get", "kernel", "threads"]
+
+ENV = "EDGEINFER_JIT"
+"""Set to ``0`` to run the torch paths instead of the numba kernels."""
+
+_BUILDERS: dict[str, Callable[[Any], Any]] = {}
+
+
+@functools.cache
+def _numba() -> Any:
+    try:
+        import numba
+    except Exception:  # not installed, or an llvmlite that does not load: torch path
+        return None
+    return numba
+
+
+def available() -> bool:
+    """Whether numba kernels run (numba imports and ``EDGEINFER_JIT`` is not ``0``)."""
+    return os.environ.get(ENV, "1") != "0" and _numba() is not None
+
+
+def kernel(name: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+    """Register ``builder(numba) -> compiled function`` under ``name`` (a decorator)."""
+    def register(builder: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        if name in _BUILDERS:
+            raise ValueError(f"a kernel named {name!r} is already registered")
+        _BUILDERS[name] = builder
+        return builder
+    return register
+
+
+@functools.cache
+def _built(name: str) -> Any:
+    return _BUILDERS[name](_numba())
+
+
+def get(name: str) -> Any:
+    """The compiled kernel ``name``, or ``None`` when kernels are off (see the module doc)."""
+    if not available():
+        return None
+    return _built(name)
+
+
+@contextlib.contextmanager
+def threads() -> Iterator[None]:
+    """numba's thread count set to torch's intra-op thread count for the block."""
+    import torch
+
+    numba = _numba()
+    wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    before = numba.get_num_threads()
+    if wanted != before:
+        numba.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        if wanted != before:
+            numba.set_num_threads(before)
