@@ -80,7 +80,15 @@ class VideoInfo:
         return self.height, self.width
 
 
+FFMPEG_LOGLEVEL = "8"
+"""libav's log level for OpenCV's decoder unless the user set ``OPENCV_FFMPEG_LOGLEVEL``:
+fatal messages only. A damaged file gets our error naming it; libav's own line ("moov atom
+not found") would only repeat it on stderr. OpenCV reads the setting once, at its first
+capture."""
+
+
 def _cv2() -> ModuleType:
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", FFMPEG_LOGLEVEL)
     import cv2  # deferred: `import edgeinfer.datasets` must not load OpenCV
 
     return cv2

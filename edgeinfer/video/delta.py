@@ -41,7 +41,9 @@ which a threshold above the noise removes).
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -169,6 +171,7 @@ class DeltaRunner:
         with torch.no_grad():
             self.prefix = delta_prefix(model.backbone, config.stages)
         self.last_stats: DeltaStats | None = None
+        self._undo: list | None = None  # the open transaction's undo log (see _transaction)
         self.reset()
 
     def reset(self) -> None:
@@ -195,8 +198,37 @@ class DeltaRunner:
                 NaN/inf values (reported before the runner changes: the next good frame
                 continues the stream as if the bad one never came).
         """
-        with torch.inference_mode():
+        with torch.inference_mode(), self._transaction():
             return self._dense_rest(self.step_prefix(frame))
+
+    _STATE = ("_reference", "_maps", "_caches", "_grids", "_buffers", "_frame_shape",
+              "frames_seen", "last_stats")  # fmt: skip
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """All of the block's state changes, or none: when the block raises (a fault in the
+        network, not bad input, which is refused before anything changes), the caches are
+        put back from the undo log and the attributes restored, so the next frame continues
+        the stream as if the failed one never came."""
+        if self._undo is not None:  # step -> step_prefix: the outer block owns the change
+            yield
+            return
+        saved = {name: getattr(self, name) for name in self._STATE}
+        saved["_maps"], saved["_caches"] = list(self._maps), list(self._caches)
+        self._undo = []
+        try:
+            yield
+        except BaseException:
+            for entry in reversed(self._undo):
+                if len(entry) == 3:  # rows of a row cache
+                    entry[0].index_copy_(0, entry[1], entry[2])
+                else:  # a window of a map or of the reference
+                    entry[0].copy_(entry[1])
+            for name, value in saved.items():
+                setattr(self, name, value)
+            raise
+        finally:
+            self._undo = None
 
     def step_prefix(self, frame: torch.Tensor) -> torch.Tensor:
         """Advance only the early stages by one frame: the part :meth:`step` runs on changes.
@@ -215,10 +247,10 @@ class DeltaRunner:
         frame = self.model.normalize(frame)  # the deltas of normalised frames: still exact
         every = self.config.refresh_every
         dense = self._frame_shape is None or (every is not None and self.frames_seen % every == 0)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._transaction():
             x = self._dense_prefix(frame) if dense else self._sparse_prefix(frame)
-        self._frame_shape = shape
-        self.frames_seen += 1
+            self._frame_shape = shape
+            self.frames_seen += 1
         return x
 
     def _check_finite(self, frame: torch.Tensor, values: torch.Tensor) -> None:
@@ -316,7 +348,7 @@ class DeltaRunner:
             if rows.numel():
                 result = update_layer(
                     layer, self._caches[index], delta, rows, self._grids[index],
-                    self.config.method, self.config.dense_above,
+                    self.config.method, self.config.dense_above, self._undo,
                 )
                 if result is None:
                     break
@@ -341,6 +373,8 @@ class DeltaRunner:
             new, reference = frame[window], self._reference[window]  # (1, 3, h, w) views
             applied = score[window[0], None, window[2], window[3]] > threshold
             changed += int(torch.count_nonzero(applied))
+            if self._undo is not None:
+                self._undo.append((reference, reference.clone()))
             if threshold == 0:
                 # a pixel that is not applied equals its reference in every channel: the
                 # box's difference is the change and its new pixels the new reference (this
@@ -362,7 +396,8 @@ class DeltaRunner:
             cache = self._maps[index]
             for b, (box, out) in enumerate(zip(boxes, outs, strict=True)):
                 if box is not None and out is not None:
-                    deltas[b] = update_box(layer, cache[b : b + 1], deltas[b], box, out)
+                    deltas[b] = update_box(layer, cache[b : b + 1], deltas[b], box, out,
+                                           self._undo)  # fmt: skip
             boxes = outs
             active.append(sites)
         return active, changed

@@ -115,7 +115,8 @@ def conv_box(layer: FoldedConv, delta: torch.Tensor, box: Box, out: Box) -> torc
 
 
 def update_box(
-    layer: FoldedConv, cache: torch.Tensor, delta: torch.Tensor, box: Box, out: Box
+    layer: FoldedConv, cache: torch.Tensor, delta: torch.Tensor, box: Box, out: Box,
+    undo: list | None = None,
 ) -> torch.Tensor:
     """Add the conv of an input change to the box ``out`` of a cached pre-activation, in place.
 
@@ -123,6 +124,8 @@ def update_box(
         cache: ``(N, C_out, H', W')`` pre-activation ``z`` of the layer's current input (a view
             of the runner's map is fine); its ``out`` box is updated in place.
         delta, box, out: as in :func:`conv_box`.
+        undo: when given, ``(window, its old values)`` is appended before the window changes,
+            so a caller can put it back (``window.copy_(old)``).
 
     Returns:
         ``(N, C_out, out.height, out.width)``: the change of ``act(z)`` on the box ``out`` (zero
@@ -130,6 +133,8 @@ def update_box(
     """
     change = conv_box(layer, delta, box, out)
     window = cache[:, :, out.top : out.bottom, out.left : out.right]
+    if undo is not None:
+        undo.append((window, window.clone()))
     if layer.act == "none":
         window.add_(change)
         return change

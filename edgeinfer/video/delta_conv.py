@@ -280,6 +280,7 @@ def conv_delta(
 def update_layer(
     layer: FoldedConv, cache: torch.Tensor, delta: torch.Tensor, rows: torch.Tensor,
     grid: Grid, method: str = "im2col", max_fraction: float = 1.0,
+    undo: list | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Apply an input change to one layer's cached pre-activation, in place.
 
@@ -287,6 +288,8 @@ def update_layer(
         cache: ``(B*H'*W', C_out)`` pre-activation ``z`` of the layer's current input; the rows
             the change reaches are updated in place (the runner owns this tensor).
         delta, rows, grid, method, max_fraction: as in :func:`conv_delta`.
+        undo: when given, ``(cache, rows, old rows)`` is appended before ``cache`` changes, so
+            a caller can put the rows back (``cache.index_copy_(0, rows, old)``).
 
     Returns:
         ``(out_rows (M,), out_delta (M, C_out))``: the change of ``act(z)`` at every output
@@ -299,6 +302,8 @@ def update_layer(
     out_rows, change = result
     old = cache.index_select(0, out_rows)
     new = old + change
+    if undo is not None:
+        undo.append((cache, out_rows, old))
     cache.index_copy_(0, out_rows, new)
     if layer.act == "none":
         return out_rows, change

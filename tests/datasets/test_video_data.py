@@ -276,3 +276,22 @@ def test_write_video_rejects_bad_input(tmp_path, clip):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_video(write_video(tmp_path / "ok.avi", clip, codec="MJPG")).shape[0] == 12
+
+
+def test_a_damaged_mp4_gets_our_error_and_no_libav_line_on_stderr(tmp_path):
+    """OpenCV's libav would print "moov atom not found" to the process's stderr (below
+    Python: only a child process can see it)."""
+    import os
+    import subprocess
+    import sys
+
+    bad = tmp_path / "cut.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 12)
+    code = ("import cv2\nfrom edgeinfer.datasets import read_video\ntry:\n"
+            f"    read_video({str(bad)!r})\nexcept Exception as error:\n"
+            "    print(type(error).__name__)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={k: v for k, v in os.environ.items()
+                                            if k != "OPENCV_FFMPEG_LOGLEVEL"})  # fmt: skip
+    assert done.stdout.strip() == "VideoFileError"
+    assert "moov" not in done.stderr and done.stderr.strip() == "", done.stderr

@@ -313,3 +313,55 @@ def test_step_prefix_equals_the_dense_early_stages(method):
         scale = float(expected.abs().max())
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * scale)
     assert delta.frames_seen == 6 and not delta.last_stats.dense
+
+
+class _FaultError(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("method", ["box", "im2col", "kernel_map"])
+@pytest.mark.parametrize("threshold", [0.0, 0.05])
+@pytest.mark.parametrize("where", ["rest", "prefix"])
+def test_a_fault_mid_step_leaves_the_stream_as_it_was(method, threshold, where, monkeypatch):
+    """A network fault (not bad input) inside step: the caches, reference, shift buffers and
+    counters are put back, and the stream goes on exactly as an undisturbed one."""
+    import edgeinfer.video.delta as delta_module
+
+    model = _model()
+    config = DeltaConfig(threshold=threshold, method=method)
+    clean, hit = DeltaRunner(model, config), DeltaRunner(model, config)
+    frames = _frames(7)
+    for t, frame in enumerate(frames):
+        if t in (2, 4):  # a sparse frame with a moving patch, then one after the fault
+            fail = {"calls": 0}
+            if where == "rest":
+                block = model.backbone.blocks[-1]
+                original = type(block).forward
+
+                def broken(self, *args, _original=original, **kwargs):
+                    raise _FaultError("injected")
+
+                monkeypatch.setattr(type(block), "forward", broken)
+            else:  # after the first layer's cache changed: a half-done prefix update
+                name = "update_box" if method == "box" else "update_layer"
+                original = getattr(delta_module, name)
+
+                def broken(*args, _original=original, _fail=fail, **kwargs):
+                    _fail["calls"] += 1
+                    if _fail["calls"] > 1:
+                        raise _FaultError("injected")
+                    return _original(*args, **kwargs)
+
+                monkeypatch.setattr(delta_module, name, broken)
+            before = (hit.frames_seen, hit.reference, [m.clone() for m in hit._maps])
+            with pytest.raises(_FaultError):
+                hit.step(frame)
+            monkeypatch.undo()
+            assert hit.frames_seen == before[0]
+            torch.testing.assert_close(hit.reference, before[1], rtol=0, atol=0)
+            for now, then in zip(hit._maps, before[2], strict=True):
+                torch.testing.assert_close(now, then, rtol=0, atol=0)
+            if where == "prefix":
+                assert fail["calls"] > 1  # the fault did land mid-prefix
+        torch.testing.assert_close(hit.step(frame), clean.step(frame), rtol=0, atol=0)
+    assert hit.frames_seen == clean.frames_seen
