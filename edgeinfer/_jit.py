@@ -7,7 +7,9 @@ runs its torch path, which is also what the tests compare every kernel with.
 
 Kernels run on as many numba threads as torch's intra-op pool (:func:`threads`), so one
 ``torch.set_num_threads`` call governs both; every kernel here computes each output from its
-own inputs only, so results do not depend on the thread count.
+own inputs only, so results do not depend on the thread count. Several Python threads may
+call kernels at once (a threaded Dask worker): where numba's threading layer is not
+thread-safe, :func:`threads` serialises them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -62,18 +65,34 @@ def get(name: str) -> Any:
     return _built(name)
 
 
+_SERIAL = threading.Lock()
+
+
+def _needs_lock(numba: Any) -> bool:
+    # numba's "workqueue" threading layer (the one left when neither OpenMP nor TBB loads)
+    # aborts the process when two threads launch parallel kernels at once: serialise those
+    try:
+        return numba.threading_layer() == "workqueue"
+    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
+        return True
+
+
 @contextlib.contextmanager
 def threads() -> Iterator[None]:
-    """numba's thread count set to torch's intra-op thread count for the block."""
+    """numba's thread count set to torch's intra-op thread count for the block, and parallel
+    kernels of several Python threads (a Dask worker's) serialised where numba's threading
+    layer is not thread-safe."""
     import torch
 
     numba = _numba()
     wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    before = numba.get_num_threads()
-    if wanted != before:
-        numba.set_num_threads(wanted)
-    try:
-        yield
-    finally:
+    lock = _SERIAL if _needs_lock(numba) else contextlib.nullcontext()
+    with lock:
+        before = numba.get_num_threads()
         if wanted != before:
-            numba.set_num_threads(before)
+            numba.set_num_threads(wanted)
+        try:
+            yield
+        finally:
+            if wanted != before:
+                numba.set_num_threads(before)

@@ -313,3 +313,43 @@ def test_int8_linear_runs_outside_inference_mode_on_inputs_that_require_grad():
     q = Int8Linear(torch.nn.Linear(8, 4))
     x = torch.randn(3, 8, requires_grad=True)
     assert torch.equal(q(x).detach(), q(x.detach()))
+
+
+def test_int8_linears_called_from_several_threads_at_once_agree_with_serial_calls():
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(6)
+    q = Int8Linear(torch.nn.Linear(384, 1536))
+    inputs = [torch.randn(64 + 8 * i, 384) for i in range(8)]
+    serial = [q(x) for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            threaded = list(pool.map(q, inputs))
+            assert all(torch.equal(a, b) for a, b in zip(threaded, serial, strict=True))
+
+
+def test_threaded_calls_survive_numbas_workqueue_layer():
+    """The layer numba falls back to without OpenMP/TBB aborts on concurrent parallel
+    launches; edgeinfer._jit serialises them there (a child process: an abort is a crash)."""
+    import os
+    import subprocess
+    import sys
+
+    from edgeinfer import _jit
+
+    if not _jit.available():
+        pytest.skip("numba is not installed")
+    code = (
+        "import torch\nfrom concurrent.futures import ThreadPoolExecutor\n"
+        "from edgeinfer.nlp.spatten.quant import Int8Linear\n"
+        "torch.set_num_threads(2)\nq = Int8Linear(torch.nn.Linear(384, 384))\n"
+        "xs = [torch.randn(256, 384) for _ in range(16)]\n"
+        "with ThreadPoolExecutor(4) as pool:\n    outs = list(pool.map(q, xs))\n"
+        "print(all(torch.equal(a, q(x)) for a, x in zip(outs, xs)))\n"
+        "import numba\nprint(numba.threading_layer())\n"
+    )
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="2")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "workqueue"]
