@@ -21,20 +21,25 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["ENV", "available", "get", "kernel", "threads"]
+__all__ = ["ENV", "KERNEL_MODULES", "available", "get", "kernel", "threads", "warm_up", "warmer"]
 
 ENV = "EDGEINFER_JIT"
 """Set to ``0`` to run the torch paths instead of the numba kernels."""
 
 _BUILDERS: dict[str, Callable[[Any], Any]] = {}
+_WARMERS: list[Callable[[], None]] = []
 
 
 @functools.cache
 def _numba() -> Any:
+    # the register kernels need LLVM's SLP vectoriser, which numba leaves off by default
+    os.environ.setdefault("NUMBA_SLP_VECTORIZE", "1")
     try:
         import numba
     except Exception:  # not installed, or an llvmlite that does not load: torch path
         return None
+    if os.environ.get("NUMBA_SLP_VECTORIZE") == "1":
+        numba.config.SLP_VECTORIZE = True  # numba imported earlier read the variable unset
     return numba
 
 
@@ -85,7 +90,8 @@ def threads() -> Iterator[None]:
     import torch
 
     numba = _numba()
-    wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    torch_threads = torch.get_num_threads()
+    wanted = max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS))
     lock = _SERIAL if _needs_lock(numba) else contextlib.nullcontext()
     with lock:
         before = numba.get_num_threads()
@@ -96,3 +102,33 @@ def threads() -> Iterator[None]:
         finally:
             if wanted != before:
                 numba.set_num_threads(before)
+            # starting numba's OpenMP pool sets the process's OpenMP thread count, which torch
+            # shares, to NUMBA_NUM_THREADS: give torch back the count the caller chose
+            if torch.get_num_threads() != torch_threads:
+                torch.set_num_threads(torch_threads)
+
+
+def warmer(function: Callable[[], None]) -> Callable[[], None]:
+    """Register ``function()``: it calls a module's kernels once on tiny float32 inputs, so
+    they are compiled or loaded from the disk cache (a decorator)."""
+    _WARMERS.append(function)
+    return function
+
+
+KERNEL_MODULES = ("edgeinfer.common_sparse.fused", "edgeinfer.nlp.spatten.quant")
+"""The modules that define kernels (imported by :func:`warm_up`)."""
+
+
+def warm_up() -> None:
+    """Load numba and every kernel (compiling those not in the disk cache): what the first
+    real call would otherwise do. The benchmarks' peak-memory child calls it before it
+    measures, as libraries (spconv's, torch's) are loaded before measuring too. Does nothing
+    when kernels are off."""
+    if not available():
+        return
+    import importlib
+
+    for name in KERNEL_MODULES:
+        importlib.import_module(name)
+    for function in _WARMERS:
+        function()

@@ -28,8 +28,15 @@ def main(argv: list[str]) -> int:
         print(f"benchmark {benchmark_name!r} has no case {case_name!r}", file=sys.stderr)
         return 2
     case = cases[case_name]
+    from .. import _jit
+    from .allocator import _glibc
+
     with device_profile(DeviceProfile(int(threads))), torch.no_grad():
         state = case.setup()
+        _jit.warm_up()  # numba and its kernels load before measuring, like the other libraries
+        libc = _glibc()
+        if libc is not None:
+            libc.malloc_trim(0)  # what compiling freed goes back: the call starts on a clean heap
         _, memory = measure_peak_rss(getattr(case, side), state)
     print(json.dumps(dataclasses.asdict(memory)))
     return 0

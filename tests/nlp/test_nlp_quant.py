@@ -353,3 +353,26 @@ def test_threaded_calls_survive_numbas_workqueue_layer():
                           timeout=300, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "workqueue"]
+
+
+def test_the_first_numba_kernel_leaves_torchs_thread_count_alone():
+    """Starting numba's OpenMP pool resets the process's OpenMP thread count (shared with
+    torch) to NUMBA_NUM_THREADS; a user's torch.set_num_threads(1) must survive it (a fresh
+    process: the pool starts once per process)."""
+    import os
+    import subprocess
+    import sys
+
+    from edgeinfer import _jit
+
+    if not _jit.available():
+        pytest.skip("numba is not installed")
+    code = ("import torch\ntorch.set_num_threads(1)\n"
+            "from edgeinfer.nlp.spatten.quant import Int8Linear\n"
+            "Int8Linear(torch.nn.Linear(64, 64))(torch.randn(300, 64))\n"
+            "print(torch.get_num_threads())\n")  # fmt: skip
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "1"

@@ -122,6 +122,13 @@ def _fused_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     return q, step
 
 
+@_jit.warmer
+def _warm() -> None:
+    weight_t = torch.zeros(32, 32, dtype=torch.int8)
+    for bias in (None, torch.zeros(32)):
+        int8_rows_matmul(torch.zeros(17, 32), weight_t, torch.ones(1, 32), bias)
+
+
 def int8_rows_matmul(
     x: torch.Tensor, weight_t: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
     *, fused: bool = True,

@@ -132,6 +132,9 @@ def conv3d(
     bias: torch.Tensor | None = None,
     geometry: ConvGeometry | None = None,
     initial: torch.Tensor | None = None,
+    *,
+    relu: bool = False,
+    backend: str | None = None,
 ) -> SparseTensor:
     """Sparse convolution of ``input`` (see the module docstring for the three kinds).
 
@@ -143,6 +146,9 @@ def conv3d(
         geometry: kernel size, stride, dilation, transposed (default: 3, 1, 1, False).
         initial: optional ``(M, C_out)`` features on the output sites (output row order) that
             the result is added to, e.g. a residual shortcut; not modified.
+        relu: apply ReLU to the result (fused into the numba kernel's write).
+        backend: ``"auto"``, ``"numba"`` or ``"torch"`` (``common_sparse.resolve_backend``;
+            default ``$EDGEINFER_BACKEND`` or ``"auto"``).
 
     Returns a ``SparseTensor`` with ``feats (M, C_out)`` sharing ``input.cache``.
 
@@ -167,5 +173,5 @@ def conv3d(
     kernel_map, out_stride = conv_kernel_map(input, geometry)
     out_coords = input.cache.coords_at(out_stride)
     feats = sparse_conv(input.feats, kernel, kernel_map, kernel_map.n_out, bias=bias,
-                        initial=initial)
+                        initial=initial, relu=relu, backend=backend)
     return SparseTensor.derived(feats, out_coords, out_stride, input.cache)

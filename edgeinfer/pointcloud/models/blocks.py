@@ -53,10 +53,10 @@ def conv_norm(conv: torch.nn.Module, norm: torch.nn.Module, input: SparseTensor,
     folded into the convolution where it can be.
 
     When ``conv`` is a ``Conv3d`` and ``norm`` a ``BatchNorm`` in eval mode, the norm's scale
-    and shift go into the kernel and bias and ``initial`` starts the output, so the
-    convolution's output is the only pass over the features (plus an in-place ReLU when no
-    gradient is needed). Otherwise (training, or the spconv mirror's layers) the layers run
-    one after the other. Both give the same values up to float rounding.
+    and shift go into the kernel and bias, ``initial`` starts the output and a ReLU is applied
+    on the convolution's write, so the convolution's output is the only pass over the
+    features. Otherwise (training, or the spconv mirror's layers) the layers run one after
+    the other. Both give the same values up to float rounding.
     """
     folded = (
         norm.folded(conv.kernel, conv.bias)
@@ -68,13 +68,11 @@ def conv_norm(conv: torch.nn.Module, norm: torch.nn.Module, input: SparseTensor,
         if initial is not None:
             out = add_feats(out, initial)
         return out if act is None else act(out)
-    out = conv(input, folded=folded, initial=None if initial is None else initial.feats)
-    if act is None:
-        return out
-    if type(act) is spnn.ReLU and not (torch.is_grad_enabled() and out.feats.requires_grad):
-        out.feats.relu_()  # the conv's own fresh output: safe to overwrite
-        return out
-    return act(out)
+    start = None if initial is None else initial.feats
+    if type(act) is spnn.ReLU:  # fused into the convolution's last write (or one pass after)
+        return conv(input, folded=folded, initial=start, relu=True)
+    out = conv(input, folded=folded, initial=start)
+    return out if act is None else act(out)
 
 
 class ConvBlock(torch.nn.Module):

@@ -107,12 +107,14 @@ class Conv3d(torch.nn.Module):
         *,
         folded: tuple[torch.Tensor, torch.Tensor | None] | None = None,
         initial: torch.Tensor | None = None,
+        relu: bool = False,
     ) -> SparseTensor:
         """Convolve ``input`` (``feats (N, in_channels)``) -> ``feats (M, out_channels)``.
 
         ``folded`` replaces ``(kernel, bias)`` for this call (e.g. with a BatchNorm folded
         in, see ``BatchNorm.folded``); ``initial (M, out_channels)`` is added to the result
-        (see ``functional.conv3d``). Both default to the plain layer.
+        (see ``functional.conv3d``). Both default to the plain layer. ``relu`` applies ReLU
+        to the result (fused into the numba kernel where it runs).
         """
         kernel, bias = (self.kernel, self.bias) if folded is None else folded
         if not isinstance(input, SparseTensor):
@@ -123,6 +125,6 @@ class Conv3d(torch.nn.Module):
                 f"{self}: expected {self.config.in_channels} input channels, got {channels}"
             )
         try:
-            return conv3d(input, kernel, bias, self.config.geometry, initial)
+            return conv3d(input, kernel, bias, self.config.geometry, initial, relu=relu)
         except (TypeError, ValueError) as error:
             raise type(error)(f"{self}: {error}") from error
