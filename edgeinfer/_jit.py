@@ -73,13 +73,18 @@ def get(name: str) -> Any:
 _SERIAL = threading.Lock()
 
 
+_LAYER: list[str] = []  # numba's threading layer, once a parallel kernel has chosen it
+
+
 def _needs_lock(numba: Any) -> bool:
     # numba's "workqueue" threading layer (the one left when neither OpenMP nor TBB loads)
     # aborts the process when two threads launch parallel kernels at once: serialise those
-    try:
-        return numba.threading_layer() == "workqueue"
-    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
-        return True
+    if not _LAYER:
+        try:
+            _LAYER.append(numba.threading_layer())
+        except ValueError:  # no parallel kernel has run yet: the layer is not chosen
+            return True
+    return _LAYER[0] == "workqueue"
 
 
 @contextlib.contextmanager

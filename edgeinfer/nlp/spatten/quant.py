@@ -32,6 +32,7 @@ from ...common_sparse import select_rows
 __all__ = ["Int8Linear", "apply_linear", "int8_rows_matmul", "quantize_per_row", "quantize_rows"]
 
 _CACHE_SIZE = 16
+_NO_BIAS = np.zeros(0, dtype=np.float32)
 _TINY = torch.finfo(torch.float32).tiny
 
 
@@ -116,9 +117,8 @@ def _fused_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     largest = np.empty(x.shape[0], dtype=np.uint32)
     q = torch.empty(x.shape, dtype=torch.int8)
     step = torch.empty(x.shape[0], 1, dtype=torch.float32)
-    with _jit.threads():
-        magnitudes(values.view(np.uint32), largest)
-        quantize(values, largest.view(np.float32), q.numpy(), step.numpy())
+    magnitudes(values.view(np.uint32), largest)  # within the caller's _jit.threads()
+    quantize(values, largest.view(np.float32), q.numpy(), step.numpy())
     return q, step
 
 
@@ -141,18 +141,19 @@ def int8_rows_matmul(
     one pass of a numba kernel instead of several torch passes; ``fused=False`` is the torch
     reference. Both compute the same float32 operations in the same order.
     """
-    packed = _fused_rows(x.detach()) if fused else None  # int8 outputs carry no gradient
-    rows, step = quantize_rows(x) if packed is None else packed
-    acc = torch._int_mm(rows, weight_t)  # (M, out) int32, exact
-    rescale = _jit.get("rescale_rows") if packed is not None else None
+    rescale = _jit.get("rescale_rows") if fused else None
     if rescale is not None and scale.is_contiguous() and scale.dtype == torch.float32:
-        out = torch.empty(acc.shape, dtype=torch.float32)
-        empty = bias is None
-        with _jit.threads():
-            rescale(acc.numpy(), scale.numpy(), step.numpy(),
-                    (torch.zeros(0) if empty else bias.contiguous().float()).numpy(),
-                    out.numpy())  # fmt: skip
-        return out
+        with _jit.threads():  # one thread setting for both kernels
+            packed = _fused_rows(x.detach())  # int8 outputs carry no gradient
+            if packed is not None:
+                rows, step = packed
+                acc = torch._int_mm(rows, weight_t)  # (M, out) int32, exact
+                out = torch.empty(acc.shape, dtype=torch.float32)
+                extra = _NO_BIAS if bias is None else bias.contiguous().float().numpy()
+                rescale(acc.numpy(), scale.numpy(), step.numpy(), extra, out.numpy())
+                return out
+    rows, step = quantize_rows(x)
+    acc = torch._int_mm(rows, weight_t)  # (M, out) int32, exact
     out = acc.float().mul_(scale)  # (M, out)
     return out.mul_(step) if bias is None else torch.addcmul(bias, out, step)
 
