@@ -28,6 +28,7 @@ corresponding permutation of rows).
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,8 +193,6 @@ def resolve_backend(backend: str | None, feats: torch.Tensor, weight: torch.Tens
     Raises:
         ValueError: an unknown backend, or ``"numba"`` where numba does not run.
     """
-    import os
-
     from .. import _jit
 
     chosen = backend if backend is not None else os.environ.get(BACKEND_ENV, "auto")

@@ -110,6 +110,11 @@ class EncoderLayout:
         """Position terms of layer ``index`` at the kept tokens' original ``positions (B, L)``."""
         return None, None
 
+    def terms_kind(self, index: int) -> object:
+        """Layers of one kind get the same ``terms`` for the same positions (so the forward
+        computes them once per kind until tokens are pruned)."""
+        return None
+
     def finish(self, hidden: torch.Tensor) -> torch.Tensor:
         """After the last layer (a final norm where the family has one)."""
         return hidden
@@ -189,6 +194,9 @@ class ModernBertLayout(EncoderLayout):
     @classmethod
     def activation(cls, layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         return layer.mlp.act
+
+    def terms_kind(self, index: int) -> object:
+        return self.layers[index].attention_type
 
     def terms(self, index: int, positions: torch.Tensor, hidden: torch.Tensor) -> Terms:
         layer_type = self.layers[index].attention_type

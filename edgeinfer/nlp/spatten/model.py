@@ -206,10 +206,14 @@ def spatten_forward(
     head_score = hidden.new_zeros(n_heads)
     heads, stats = None, {"att": [], "ffn": [], "tok": [], "heads": [], "redo": []}
     threshold = config.token_threshold if config.token_mode == "threshold" else None
+    known: dict[object, tuple] = {}  # position terms by layer kind, until tokens are pruned
     for index, (layer, plan, lin) in enumerate(zip(layers, plans, linears, strict=True)):
         stats["att"].append(hidden.shape[1])
         stats["heads"].append(n_heads if heads is None else heads.numel())
-        terms = layout.terms(index, positions, hidden)
+        kind = layout.terms_kind(index)
+        if kind not in known:
+            known[kind] = layout.terms(index, positions, hidden)
+        terms = known[kind]
         norm = layout.norm(layer, 0)
         attn_in = norm(hidden) if layout.pre_norm else hidden
         query, key, context, rows, redo, bias = _attend(
@@ -229,6 +233,7 @@ def spatten_forward(
                 threshold,
             )  # fmt: skip
             protect = protect & mask
+            known.clear()  # other positions: other terms
         stats["ffn"].append(hidden.shape[1])
         stats["tok"].append(int(mask.sum()))
         hidden = feed_forward(hidden, layer, lin, layout)
