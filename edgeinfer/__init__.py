@@ -26,6 +26,7 @@ __all__ = [
     "PretrainedInfo",
     "TextInput",
     "__version__",
+    "batch",
     "bench",
     "common_sparse",
     "datasets",
@@ -34,7 +35,9 @@ __all__ = [
     "video",
 ]
 
-_SUBPACKAGES = frozenset({"bench", "common_sparse", "datasets", "nlp", "pointcloud", "video"})
+_SUBPACKAGES = frozenset(
+    {"batch", "bench", "common_sparse", "datasets", "nlp", "pointcloud", "video"}
+)
 
 
 _INFO = frozenset({"FrameInput", "PointInput", "PretrainedInfo", "TextInput"})

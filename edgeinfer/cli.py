@@ -1,4 +1,5 @@
-"""The ``edgeinfer`` command: ``info``, ``demo <engine>|all``, ``bench <name>|all``.
+"""The ``edgeinfer`` command: ``info``, ``demo <engine>|all``, ``bench <name>|all``,
+``run <engine> INPUTS... --out DIR`` (batch runs, ``edgeinfer.batch``).
 
 Bad input (an unknown engine, a bad thread list) prints one line that says what was expected
 and exits with status 2, never a traceback.
@@ -235,6 +236,9 @@ def _build_parser() -> _Parser:
                        help="comma list: run only these of the target's benchmarks "
                             "(e.g. `bench nlp --only nlp` for the SpAtten table alone)")
     bench.set_defaults(func=_cmd_bench)
+    from .batch.command import add_run_parser
+
+    add_run_parser(sub)
     return parser
 
 

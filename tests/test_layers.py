@@ -1,6 +1,6 @@
 """The arrows of ARCHITECTURE.md point down only: parse every import and check it.
 
-cli, demos          -> anything
+cli, demos, batch   -> anything
 pointcloud/video/nlp -> itself, common_sparse, bench, datasets   (never another engine)
 common_sparse       -> itself (its bench.py may also use bench and datasets)
 datasets, bench     -> themselves only
@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = {"pointcloud", "video", "nlp"}
 LOWER = {"common_sparse", "bench", "datasets"}
-TOP = {"cli", "_bench_command", "demos"}
+TOP = {"cli", "_bench_command", "demos", "batch"}
 
 
 def _module_name(path: Path) -> str:

@@ -45,9 +45,11 @@ def write_ply(
     colors: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     intensity: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
     binary: bool = True,
 ) -> None:
-    """Write points ``(N, 3)`` and optional per-point intensity ``(N,)``, labels ``(N,)`` and
+    """Write points ``(N, 3)`` and optional per-point intensity ``(N,)``, labels ``(N,)``,
+    scores ``(N,)`` (a float ``score`` property: a prediction's confidence, NaN allowed) and
     uint8 colours ``(N, 3)`` as a PLY file (binary little-endian, or ASCII if ``binary=False``).
 
     Floats are stored as float32 and labels as int32; ASCII writes floats with 9 significant
@@ -58,7 +60,7 @@ def write_ply(
         ValueError: an array of the wrong shape or out of range.
     """
     target = as_path(path)
-    columns = _vertex_columns(points, colors, labels, intensity)
+    columns = _vertex_columns(points, colors, labels, intensity, scores)
     count = columns["x"].shape[0]
     kinds = {"f4": "float", "i4": "int", "u1": "uchar"}
     lines = ["ply", f"format {PLY_FORMATS[1] if binary else PLY_FORMATS[0]} 1.0"]
@@ -84,9 +86,10 @@ def _vertex_columns(
     colors: np.ndarray | None,
     labels: np.ndarray | None,
     intensity: np.ndarray | None,
+    scores: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Checked per-vertex columns in file order: float32 x, y, z, intensity; int32 label;
-    uint8 red, green, blue."""
+    float32 score; uint8 red, green, blue."""
     xyz = check_points(points)
     count = xyz.shape[0]
     columns = {"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}
@@ -94,6 +97,12 @@ def _vertex_columns(
         columns["intensity"] = check_values("intensity", intensity, count)
     if labels is not None:
         columns["label"] = check_labels(labels, count)
+    if scores is not None:
+        values = np.asarray(scores)
+        if values.shape != (count,) or values.dtype.kind != "f":
+            raise ValueError(f"scores must be a float ({count},) array (one per point); got "
+                             f"{values.dtype} of shape {values.shape}")  # fmt: skip
+        columns["score"] = values.astype(np.float32)
     if colors is not None:
         rgb = check_colors(colors, count)
         columns.update({name: rgb[:, k] for k, name in enumerate(_COLORS)})

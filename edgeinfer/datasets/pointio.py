@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ __all__ = [
     "POINT_SUFFIXES",
     "read_kitti_bin",
     "read_las",
+    "read_las_data",
     "read_ply",
     "read_points",
     "write_kitti_bin",
@@ -94,6 +96,32 @@ def write_kitti_bin(
     records.tofile(target)
 
 
+def read_las_data(path: str | os.PathLike[str]) -> Any:
+    """The whole ``laspy.LasData`` of a LAS/LAZ file (every field, VLR and extra dimension),
+    read with the checks of :func:`read_las` (header against file size first, point count
+    after): what a writer that keeps the input's fields starts from.
+
+    Raises:
+        ImportError / ValueError: as :func:`read_las`.
+    """
+    source = as_path(path)
+    laspy = _import_laspy()
+    header = check_las_header(source)
+    try:
+        las = laspy.read(source)
+    except Exception as exc:  # laspy, lazrs (LazrsError) and numpy raise their own classes
+        raise ValueError(
+            f"{source}: not a readable LAS/LAZ file ({type(exc).__name__}: {exc}); LAZ needs "
+            "lazrs: pip install edgeinfer[data]"
+        ) from exc
+    if len(las.points) != header.point_count:
+        raise ValueError(
+            f"{source}: the header promises {header.point_count} points, the file yields "
+            f"{len(las.points)}: it is truncated or corrupt"
+        )
+    return las
+
+
 def read_las(path: str | os.PathLike[str], *, dtype: type = np.float32) -> dict[str, np.ndarray]:
     """Read a LAS or LAZ file with laspy (LAZ also needs lazrs): ``pip install edgeinfer[data]``.
 
@@ -119,20 +147,7 @@ def read_las(path: str | os.PathLike[str], *, dtype: type = np.float32) -> dict[
         valid_dtype = False
     if not valid_dtype:
         raise ValueError(f"read_las dtype must be np.float32 or np.float64; got {dtype!r}")
-    laspy = _import_laspy()
-    header = check_las_header(source)
-    try:
-        las = laspy.read(source)
-    except Exception as exc:  # laspy, lazrs (LazrsError) and numpy raise their own classes
-        raise ValueError(
-            f"{source}: not a readable LAS/LAZ file ({type(exc).__name__}: {exc}); LAZ needs "
-            "lazrs: pip install edgeinfer[data]"
-        ) from exc
-    if len(las.points) != header.point_count:
-        raise ValueError(
-            f"{source}: the header promises {header.point_count} points, the file yields "
-            f"{len(las.points)}: it is truncated or corrupt"
-        )
+    las = read_las_data(source)
     points = np.stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)], axis=1)
     intensity = np.asarray(las.intensity, dtype=np.float32) / np.float32(65535.0)
     return {"points": points.astype(dtype), "intensity": intensity}

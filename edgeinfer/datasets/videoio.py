@@ -34,6 +34,7 @@ __all__ = [
     "CorruptFrameWarning",
     "VideoFileError",
     "VideoInfo",
+    "VideoWriter",
     "iter_video_frames",
     "read_clip",
     "read_video",
@@ -247,6 +248,59 @@ def _check_frames(frames: object) -> np.ndarray:
     return array
 
 
+class VideoWriter:
+    """Write uint8 ``(H, W, 3)`` RGB frames one at a time (``.mp4`` or ``.avi``; lossy): for
+    videos too long to hold whole. A context manager; :meth:`close` finishes the file.
+
+    Raises:
+        ValueError: codec not in :data:`VIDEO_CODECS`, fps out of (0, 1000], a bad size, or
+            (``write``) a frame of another size or not uint8 RGB.
+        VideoFileError: OpenCV could not open a writer (bad folder or codec/container pair).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], size: tuple[int, int], *,
+                 fps: float = 30.0, codec: str = "mp4v") -> None:
+        self.path = as_path(path)
+        if codec not in VIDEO_CODECS:
+            raise ValueError(f"codec must be one of {list(VIDEO_CODECS)}; got {codec!r}")
+        if isinstance(fps, bool) or not isinstance(fps, int | float) or not 0 < fps <= 1000:
+            raise ValueError(f"fps must be a number in (0, 1000]; got {fps!r}")
+        checked = _check_size(size)
+        if checked is None:
+            raise ValueError("size must be (height, width) with ints >= 1; got None")
+        self.size = checked
+        self._cv2 = _cv2()
+        fourcc = self._cv2.VideoWriter_fourcc(*codec)
+        height, width = checked
+        self._writer = self._cv2.VideoWriter(str(self.path), fourcc, float(fps), (width, height))
+        if not self._writer.isOpened():
+            self._writer.release()
+            raise VideoFileError(
+                f"{self.path}: OpenCV cannot write codec {codec!r} here; check that the folder "
+                "exists and use .mp4 or .avi with 'mp4v', .avi with 'MJPG'"
+            )
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one uint8 ``(H, W, 3)`` RGB frame of the writer's size."""
+        array = np.asarray(frame)
+        if array.dtype != np.uint8 or array.shape != (*self.size, 3):
+            raise ValueError(f"frame {self.frames} must be uint8 {(*self.size, 3)} RGB; got "
+                             f"{array.dtype} of shape {array.shape}")  # fmt: skip
+        self._writer.write(self._cv2.cvtColor(array, self._cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file (idempotent)."""
+        self._writer.release()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def write_video(
     path: str | os.PathLike[str], frames: np.ndarray, *, fps: float = 30.0, codec: str = "mp4v"
 ) -> Path:
@@ -257,28 +311,11 @@ def write_video(
         ValueError: bad shape, codec not in :data:`VIDEO_CODECS`, fps <= 0.
         VideoFileError: OpenCV could not open a writer (bad folder or codec/container pair).
     """
-    target = as_path(path)
     array = _check_frames(frames)
-    if codec not in VIDEO_CODECS:
-        raise ValueError(f"codec must be one of {list(VIDEO_CODECS)}; got {codec!r}")
-    if isinstance(fps, bool) or not isinstance(fps, int | float) or not 0 < fps <= 1000:
-        raise ValueError(f"fps must be a number in (0, 1000]; got {fps!r}")
-    cv2 = _cv2()
-    height, width = array.shape[1:3]
-    fourcc = cv2.VideoWriter_fourcc(*codec)
-    writer = cv2.VideoWriter(str(target), fourcc, float(fps), (width, height))
-    if not writer.isOpened():
-        writer.release()
-        raise VideoFileError(
-            f"{target}: OpenCV cannot write codec {codec!r} here; check that the folder exists "
-            "and use .mp4 or .avi with 'mp4v', .avi with 'MJPG'"
-        )
-    try:
+    with VideoWriter(path, tuple(array.shape[1:3]), fps=fps, codec=codec) as writer:
         for frame in array:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    return target
+            writer.write(frame)
+    return writer.path
 
 
 def _check_size(size: object) -> tuple[int, int] | None:

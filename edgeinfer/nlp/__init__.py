@@ -14,6 +14,7 @@ from .causal_lm import load_causal_lm
 from .encoder import Encoder, load_encoder, mean_pool, pool
 from .generation import Generation, KVSession, continuation_scores, decode, generate
 from .kv_prune import KVPruneConfig
+from .predict import Embedder
 from .pretrained import FAMILIES, create_model, list_models, load_pretrained, read_pooling
 from .registry import (
     OFFLINE_CAUSAL_LMS,
@@ -37,6 +38,7 @@ __all__ = [
     "FAMILIES",
     "OFFLINE_CAUSAL_LMS",
     "OFFLINE_ENCODERS",
+    "Embedder",
     "Encoder",
     "Generation",
     "KVPruneConfig",

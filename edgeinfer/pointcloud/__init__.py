@@ -20,6 +20,7 @@ from .._info import PointInput, PretrainedInfo
 from . import functional, models, nn, train
 from .dense import from_dense, to_dense
 from .models import PointTensor, create_model, list_models
+from .predict import Segmenter
 from .pretrained import PRETRAINED, SOURCES, load_checkpoint, load_pretrained, save_checkpoint
 from .quantize import sparse_collate, sparse_quantize
 from .tensor import SparseCache, SparseTensor
@@ -37,6 +38,7 @@ __all__ = [
     "PointInput",
     "PointTensor",
     "PretrainedInfo",
+    "Segmenter",
     "SparseCache",
     "SparseTensor",
     "TrainConfig",

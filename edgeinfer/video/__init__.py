@@ -18,6 +18,7 @@ from .config import ARCHS, MODEL_SHIFTS, VideoModelConfig
 from .delta import DeltaConfig, DeltaRunner, DeltaStats, delta_prefix, max_delta_stages
 from .export import EXPORT_FORMATS, export, onnx_node_count
 from .functional import buffer_shapes, clip_frame_logits, shift_sites, stream_step
+from .predict import ClipPrediction, FramePrediction, VideoClassifier
 from .pretrained import (
     PRETRAINED,
     PRETRAINED_KINDS,
@@ -50,12 +51,14 @@ __all__ = [
     "PRETRAINED_KINDS",
     "SHIFT_MODES",
     "SOURCES",
+    "ClipPrediction",
     "DeltaConfig",
     "DeltaRunner",
     "DeltaStats",
     "ExecuTorchStreamingRunner",
     "FrameGate",
     "FrameInput",
+    "FramePrediction",
     "GateConfig",
     "GateStats",
     "GatedRunner",
@@ -65,6 +68,7 @@ __all__ = [
     "TSMNet",
     "TrainConfig",
     "TrainResult",
+    "VideoClassifier",
     "VideoModelConfig",
     "buffer_shapes",
     "clip_frame_logits",
