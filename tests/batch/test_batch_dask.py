@@ -21,11 +21,9 @@ distributed = pytest.importorskip("distributed")
 
 @pytest.fixture(scope="module")
 def cluster():
-    import logging
+    from edgeinfer.batch.distributed import local_cluster
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=":0",
-                                  silence_logs=logging.CRITICAL) as local:  # fmt: skip
+    with local_cluster(2) as local:
         yield local.scheduler_address
 
 

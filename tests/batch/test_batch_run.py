@@ -311,3 +311,15 @@ def test_cli_bad_usage_is_one_line_and_status_2(tmp_path, capsys, argv, message)
     assert main([*argv, "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_batch_demo_runs_every_engine_and_resumes(tmp_path, capsys):
+    from edgeinfer.demos import batch as demo
+
+    assert demo.main(["--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "4 items: 3 done, 0 skipped (done before), 1 failed" in out  # the damaged scan
+    assert "4 items: 0 done, 3 skipped (done before), 1 failed" in out  # the resumed rerun
+    assert (tmp_path / "video" / "clip1.csv").is_file()
+    ids, vectors = read_embeddings(tmp_path / "nlp", "lee")
+    assert len(ids) == 24 and vectors.shape == (24, 384)
