@@ -99,7 +99,9 @@ def threads() -> Iterator[None]:
     wanted = max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS))
     lock = _SERIAL if _needs_lock(numba) else contextlib.nullcontext()
     with lock:
-        before = numba.get_num_threads()
+        before = numba.get_num_threads()  # the first call starts numba's pool: see below
+        if torch.get_num_threads() != torch_threads:  # inside the block too, not only after
+            torch.set_num_threads(torch_threads)
         if wanted != before:
             numba.set_num_threads(wanted)
         try:
