@@ -36,27 +36,13 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def write_inputs(folder: Path) -> dict[str, Path]:
     """Generated inputs of each engine under ``folder`` (deterministic)."""
-    from edgeinfer.datasets import (
-        MOTION_CLASSES,
-        generate_motion_clip,
-        generate_scene,
-        read_lee_corpus,
-        write_kitti_bin,
-        write_video,
-    )
+    from edgeinfer.batch.samples import write_documents, write_scans, write_videos
 
     points, video, text = folder / "scans", folder / "videos", folder / "text"
-    for sub in (points, video, text):
-        sub.mkdir(parents=True, exist_ok=True)
-    for seed in range(3):
-        scan = generate_scene(seed, beams=16)
-        write_kitti_bin(points / f"scan{seed}.bin", scan.points, scan.intensity)
+    write_scans(points, 3)
     (points / "damaged.laz").write_bytes(b"LASF" + np.random.default_rng(1).bytes(3000))
-    for index in range(2):
-        clip = np.concatenate([generate_motion_clip(MOTION_CLASSES[(index * 3 + k) % len(
-            MOTION_CLASSES)], index + k, size=64) for k in range(2)])  # fmt: skip
-        write_video(video / f"clip{index}.mp4", clip, fps=8.0)
-    (text / "lee.txt").write_text("\n".join(read_lee_corpus("test")[:24]) + "\n")
+    write_videos(video, 2)
+    write_documents(text, files=1, per_file=24)
     return {"pointcloud": points, "video": video, "nlp": text}
 
 
@@ -86,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
     first = (args.out / "video" / "clip0.csv").read_text().splitlines()[:3]
     print("video: clip0.csv starts " + " | ".join(first))
-    ids, vectors = read_embeddings(args.out / "nlp", "lee")
+    ids, vectors = read_embeddings(args.out / "nlp", "docs0")
     print(f"nlp: {len(ids)} embeddings {vectors.shape[1]}-d, ids {ids[0]}..{ids[-1]}")
     labels = np.load(args.out / "pointcloud" / "scan0.npy")["label"]
     print(f"pointcloud: scan0.npy labels {np.bincount(labels[labels >= 0]).tolist()} per class")

@@ -49,33 +49,14 @@ class _State:
 
 
 def _files(engine: str, root: Path) -> list[Path]:
-    from ..datasets import (
-        MOTION_CLASSES,
-        generate_motion_clip,
-        generate_scene,
-        read_lee_corpus,
-        write_kitti_bin,
-        write_video,
-    )
+    from .samples import write_documents, write_scans, write_videos
 
     folder = root / "in"
-    folder.mkdir(parents=True)
     if engine == "points":
-        for seed in range(SCANS):
-            scan = generate_scene(seed, beams=16)
-            write_kitti_bin(folder / f"scan{seed}.bin", scan.points, scan.intensity)
-    elif engine == "video":
-        for index in range(CLIPS):
-            clip = np.concatenate([generate_motion_clip(
-                MOTION_CLASSES[(index + k) % len(MOTION_CLASSES)], index + k, size=64)
-                for k in range(4)])  # fmt: skip
-            write_video(folder / f"clip{index}.mp4", clip, fps=8.0)
-    else:
-        docs = (read_lee_corpus("background") * 2)[:DOCUMENTS]
-        for part in range(DOCUMENTS // (2 * CHUNK)):  # 3 files of 2 chunks
-            lines = docs[part * 2 * CHUNK: (part + 1) * 2 * CHUNK]
-            (folder / f"docs{part}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return sorted(folder.iterdir())
+        return write_scans(folder, SCANS)
+    if engine == "video":
+        return write_videos(folder, CLIPS, clips=4)
+    return write_documents(folder, files=3, per_file=DOCUMENTS // 3)  # 2 chunks per file
 
 
 def _setup(engine: str, workers: int) -> _State:

@@ -9,26 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeinfer.datasets import (
-    MOTION_CLASSES,
-    generate_motion_clip,
-    generate_scene,
-    read_lee_corpus,
-    write_kitti_bin,
-    write_ply,
-    write_video,
-)
+from edgeinfer.batch.samples import write_scans, write_videos
+from edgeinfer.datasets import generate_scene, read_lee_corpus, write_ply
 
 
 def scans(folder: Path, count: int = 3, beams: int = 8) -> list[Path]:
     """``count`` KITTI ``.bin`` scans (small: ``beams`` LiDAR beams)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for seed in range(count):
-        scan = generate_scene(seed, beams=beams)
-        paths.append(folder / f"scan{seed}.bin")
-        write_kitti_bin(paths[-1], scan.points, scan.intensity)
-    return paths
+    return write_scans(folder, count, beams=beams)
 
 
 def las_scan(path: Path, seed: int = 5, beams: int = 8, point_format: int = 3) -> Path:
@@ -55,13 +42,7 @@ def ply_scan(path: Path, seed: int = 6, beams: int = 8) -> Path:
 
 def videos(folder: Path, count: int = 2, size: int = 64) -> list[Path]:
     """``count`` MP4s of two generated motion clips each (16 frames)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index in range(count):
-        clip = np.concatenate([generate_motion_clip(MOTION_CLASSES[(index + k) % len(
-            MOTION_CLASSES)], index + k, size=size) for k in range(2)])
-        paths.append(write_video(folder / f"clip{index}.mp4", clip, fps=8.0))
-    return paths
+    return write_videos(folder, count, clips=2, size=size)
 
 
 def documents(count: int = 24) -> list[str]:

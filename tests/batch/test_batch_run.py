@@ -321,5 +321,5 @@ def test_batch_demo_runs_every_engine_and_resumes(tmp_path, capsys):
     assert "4 items: 3 done, 0 skipped (done before), 1 failed" in out  # the damaged scan
     assert "4 items: 0 done, 3 skipped (done before), 1 failed" in out  # the resumed rerun
     assert (tmp_path / "video" / "clip1.csv").is_file()
-    ids, vectors = read_embeddings(tmp_path / "nlp", "lee")
+    ids, vectors = read_embeddings(tmp_path / "nlp", "docs0")
     assert len(ids) == 24 and vectors.shape == (24, 384)
