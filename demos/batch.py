@@ -42,7 +42,7 @@ def write_inputs(folder: Path) -> dict[str, Path]:
     write_scans(points, 3)
     (points / "damaged.laz").write_bytes(b"LASF" + np.random.default_rng(1).bytes(3000))
     write_videos(video, 2)
-    write_documents(text, files=1, per_file=24)
+    write_documents(text, files=1, per_file=24, split="test")  # short: none is truncated
     return {"pointcloud": points, "video": video, "nlp": text}
 
 

@@ -37,13 +37,14 @@ def write_videos(folder: Path, count: int, *, clips: int = 2, size: int = 64) ->
     return paths
 
 
-def write_documents(folder: Path, files: int, per_file: int) -> list[Path]:
-    """``files`` ``.txt`` files of ``per_file`` Lee corpus documents each, one per line (the
-    background corpus, repeated when more are asked for than it holds)."""
+def write_documents(folder: Path, files: int, per_file: int, *,
+                    split: str = "background") -> list[Path]:
+    """``files`` ``.txt`` files of ``per_file`` Lee corpus documents each, one per line (from
+    ``split``, repeated when more are asked for than it holds)."""
     from ..datasets import read_lee_corpus
 
     folder.mkdir(parents=True, exist_ok=True)
-    corpus = read_lee_corpus("background")
+    corpus = read_lee_corpus(split)
     docs = (corpus * (1 + files * per_file // len(corpus)))[: files * per_file]
     paths = []
     for part in range(files):
