@@ -117,7 +117,7 @@ def run_on_dask(
             try:
                 result = future.result()
             except Exception as exc:  # KilledWorker: the item killed every worker it met
-                result = ItemResult(item.key, (), 0.0, "-", 0.0, (type(exc).__name__, str(exc)))
+                result = ItemResult(item.key, (), 0.0, "", 0.0, (type(exc).__name__, str(exc)))
             finish(result)
             future.release()
             submit_next()

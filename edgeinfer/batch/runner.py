@@ -20,7 +20,6 @@ on; a worker that dies mid-item is replaced and the item retried on another (Das
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -93,8 +92,7 @@ def process_item(predictor: Any, task: Any, item: Item, folder: str) -> ItemResu
         counts = task.process(predictor, item, Path(folder))
         error = None
     except Exception as exc:  # a bad file may raise anything: record it, go on
-        kind = exc.kind if isinstance(exc, _RecordedError) else type(exc).__name__
-        counts, error = {}, (kind, _message(exc))
+        counts, error = {}, (type(exc).__name__, _message(exc))
     return ItemResult(item.key, tuple(task.outputs(item)), time.perf_counter() - start, worker,
                       _peak_rss_mb(), error, counts or {})  # fmt: skip
 
@@ -104,14 +102,17 @@ def _message(exc: BaseException) -> str:
     return text.splitlines()[0][:500] if text else repr(exc)
 
 
-def plan_items(task: Any, sources: Iterable[Source]) -> Iterable[Item]:
-    """Every item of ``sources``; a file that cannot even be split (unreadable) becomes one
-    item whose processing reports the error."""
+def plan_items(task: Any, sources: Iterable[Source]) -> tuple[list[Item], list[ItemResult]]:
+    """Every item of ``sources``, and a failed result for each file that cannot even be split
+    into items (a text file that does not decode, say): recorded like any failed item."""
+    items, unreadable = [], []
     for source in sources:
         try:
-            yield from list(task.items(source))
-        except Exception as exc:  # the failure is recorded when the item runs
-            yield Item(source, span=("unreadable", type(exc).__name__, str(exc)))
+            items.extend(task.items(source))
+        except Exception as exc:  # a bad file may raise anything: record it, go on
+            unreadable.append(ItemResult(Item(source).key, (), 0.0, "", 0.0,
+                                         (type(exc).__name__, _message(exc))))  # fmt: skip
+    return items, unreadable
 
 
 def _check_outputs(task: Any, items: Sequence[Item], folder: Path) -> None:
@@ -126,31 +127,6 @@ def _check_outputs(task: Any, items: Sequence[Item], folder: Path) -> None:
             if other != item.source.path:
                 raise InputError(f"inputs {other!r} and {item.source.path!r} would both write "
                                  f"{name!r}; run them into separate --out folders")
-
-
-class _Unreadable:
-    """Wraps a task so that items planned as unreadable fail with their recorded error."""
-
-    def __init__(self, task: Any) -> None:
-        self.task = task
-
-    def outputs(self, item: Item) -> list[str]:
-        return [] if _is_unreadable(item) else self.task.outputs(item)
-
-    def process(self, predictor: Any, item: Item, folder: Path) -> dict[str, Any]:
-        if _is_unreadable(item):
-            raise _RecordedError(item.span[1], item.span[2])
-        return self.task.process(predictor, item, folder)
-
-
-class _RecordedError(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-def _is_unreadable(item: Item) -> bool:
-    return bool(item.span) and item.span[0] == "unreadable"
 
 
 def run_batch(
@@ -182,12 +158,13 @@ def run_batch(
         raise InputError(f"scheduler must be one of {list(SCHEDULERS)} or a Dask address "
                          f"(tcp://host:port); got {scheduler!r}")  # fmt: skip
     sources = expand_inputs(inputs, task.suffixes, out=folder)
-    items = list(plan_items(task, sources))
+    sources_by_key = {Item(source).key: source for source in sources}
+    items, unreadable = plan_items(task, sources)
     _check_outputs(task, items, folder)
     settings = {"engine": task.engine, "predictor": dict(predictor.describe()),
                 "task": task.settings()}  # fmt: skip
     manifest = Manifest(folder, settings, overwrite=overwrite)
-    summary = BatchSummary(items=len(items))
+    summary = BatchSummary(items=len(items) + len(unreadable))
     todo = []
     for item in items:
         if not overwrite and manifest.is_done(item.key, item.source.size, item.source.mtime_ns):
@@ -197,11 +174,13 @@ def run_batch(
     bar = _bar(len(items), summary.skipped, progress)
     start = time.perf_counter()
     by_key = {item.key: item for item in todo}
+    by_key.update((result.key, Item(sources_by_key[result.key])) for result in unreadable)
 
     def finish(result: ItemResult) -> None:
         item = by_key[result.key]
-        summary.peak_rss_mb[result.worker] = max(summary.peak_rss_mb.get(result.worker, 0.0),
-                                                 result.peak_rss_mb)  # fmt: skip
+        if result.worker:  # "" when no worker ran it
+            summary.peak_rss_mb[result.worker] = max(
+                summary.peak_rss_mb.get(result.worker, 0.0), result.peak_rss_mb)
         if result.error is None:
             manifest.record(item.key, item.source.size, item.source.mtime_ns, result.outputs,
                             seconds=round(result.seconds, 4), **result.counts)  # fmt: skip
@@ -218,15 +197,16 @@ def run_batch(
         if on_result is not None:
             on_result(result)
 
-    wrapped = _Unreadable(task)
     try:
+        for result in unreadable:
+            finish(result)
         if scheduler == "local":
             for item in todo:
-                finish(process_item(predictor, wrapped, item, str(folder)))
+                finish(process_item(predictor, task, item, str(folder)))
         else:
             from .distributed import run_on_dask
 
-            run_on_dask(predictor, wrapped, todo, str(folder), scheduler, workers, finish)
+            run_on_dask(predictor, task, todo, str(folder), scheduler, workers, finish)
     finally:
         summary.seconds = time.perf_counter() - start
         manifest.close()
@@ -240,5 +220,4 @@ def _bar(total: int, skipped: int, enabled: bool):
         return None
     from tqdm.auto import tqdm
 
-    logging.getLogger("distributed").setLevel(logging.ERROR)
     return tqdm(total=total, initial=skipped, unit="item", dynamic_ncols=True)

@@ -323,3 +323,15 @@ def test_batch_demo_runs_every_engine_and_resumes(tmp_path, capsys):
     assert (tmp_path / "video" / "clip1.csv").is_file()
     ids, vectors = read_embeddings(tmp_path / "nlp", "docs0")
     assert len(ids) == 24 and vectors.shape == (24, 384)
+
+
+def test_a_text_file_that_cannot_be_split_is_recorded_and_the_run_goes_on(tmp_path, embedder):
+    files = batch_files.text_files(tmp_path / "in", batch_files.documents(4))
+    (tmp_path / "in" / "broken.csv").write_bytes(b"id,body\n1,caf\xe9\n")  # not UTF-8
+    summary = run_batch(embedder, TextTask(field="body", id_field="id"),
+                        [files["csv"], tmp_path / "in" / "broken.csv"], tmp_path / "out",
+                        progress=False)  # fmt: skip
+    assert (summary.items, summary.done, summary.failed) == (2, 1, 1)
+    failure = json.loads((tmp_path / "out" / FAILURES).read_text())
+    assert failure["error"] == "ValueError" and "line 2 is not UTF-8" in failure["message"]
+    assert failure["path"].endswith("broken.csv")
