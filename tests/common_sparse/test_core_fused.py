@@ -8,11 +8,12 @@ from edgeinfer import _jit
 from edgeinfer.common_sparse import (
     build_strided_map,
     build_submanifold_map,
+    fused,
     sparse_conv,
     transpose_kernel_map,
 )
 from edgeinfer.common_sparse.conv import BACKEND_ENV, resolve_backend
-from edgeinfer.common_sparse.fused import REGISTER_WIDTHS, kernel_for, row_pairs
+from edgeinfer.common_sparse.fused import block_pairs, kernel_for, tile_for
 from tests.common_sparse.reference import (
     dense_conv_at_sites,
     dense_to_sparse_weight,
@@ -24,7 +25,8 @@ from tests.common_sparse.tolerances import CONV_ATOL, CONV_RTOL
 
 pytestmark = pytest.mark.skipif(not _jit.available(), reason="numba is not installed")
 C_IN = 6
-WIDTHS = [3, 8, 16]  # 3: the generic kernel; 8 and 16: register kernels
+WIDTHS = [3, 8, 16, 32, 48, 96]  # 3: the generic kernel; the others: each tile kernel
+# (96: two tiles of 48 with AVX-512, six of 16 without)
 
 
 def _inputs(n_rows, ndim, kernel_size, c_out, seed=0, dtype=torch.float32):
@@ -40,15 +42,37 @@ def _epilogue(n_out, c_out, seed, dtype=torch.float32):
             torch.randn(n_out, c_out, generator=gen, dtype=dtype))
 
 
-def test_kernel_choice():
-    assert kernel_for(16) == "fused_conv_16" and kernel_for(3) == kernel_for(64) == "fused_conv"
-    assert set(REGISTER_WIDTHS) == {8, 16, 24, 32, 40, 48}
+def test_kernel_choice(monkeypatch):
+    assert kernel_for(16) == "fused_conv_t16" and kernel_for(3) == kernel_for(12) == "fused_conv"
+    monkeypatch.setattr(fused, "_widest_tile", lambda: 48)  # AVX-512: 32 vector registers
+    assert [tile_for(c) for c in (8, 24, 32, 64, 96, 256, 20)] == [8, 8, 32, 32, 48, 32, None]
+    monkeypatch.setattr(fused, "_widest_tile", lambda: 16)  # AVX2, NEON: tiles of at most 16
+    assert [tile_for(c) for c in (8, 24, 32, 48, 96)] == [8, 8, 16, 16, 16]
 
 
-@pytest.mark.parametrize("c_out", WIDTHS)
+def test_narrow_tiles_match_the_wide_ones(monkeypatch):
+    """Where the host has no AVX-512 the same channels run in tiles of 16: the same sum."""
+    coords = random_coords(600, 3, 14, seed=5)
+    feats, weight = _inputs(len(coords), 3, 3, 96, seed=5)
+    weight = dense_to_sparse_weight(weight)
+    kernel_map = build_submanifold_map(coords, 3)
+    bias, initial = _epilogue(len(coords), 96, 5)
+
+    def run():
+        return sparse_conv(feats, weight, kernel_map, kernel_map.n_out, bias=bias,
+                           initial=initial, relu=True, backend="numba")  # fmt: skip
+
+    monkeypatch.setattr(fused, "_widest_tile", lambda: 48)
+    wide = run()
+    monkeypatch.setattr(fused, "_widest_tile", lambda: 16)
+    assert kernel_for(96) == "fused_conv_t16"
+    assert torch.equal(run(), wide)  # tiles split channels, not the sum of any one element
+
+
+@pytest.mark.parametrize(("c_out", "dtype"), [(c, torch.float32) for c in WIDTHS]
+                         + [(c, torch.float64) for c in (3, 16)])  # float64: two kernels' compile
 @pytest.mark.parametrize(("kernel_size", "dilation", "tensor_stride"),
                          [(3, 1, 1), (3, 2, 2), (2, 1, 1), (1, 1, 1), (5, 1, 1)])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_submanifold_with_bias_initial_relu_matches_dense(c_out, kernel_size, dilation,
                                                           tensor_stride, dtype):
     coords = random_coords(160, 3, 9, seed=kernel_size + c_out, low=-4)
@@ -123,14 +147,15 @@ def test_sites_without_pairs_get_the_start_and_nan_propagates():
     empty = build_submanifold_map(torch.zeros(0, 4, dtype=torch.int32), 3)
     assert sparse_conv(torch.zeros(0, C_IN), torch.zeros(27, C_IN, 8), empty, 0,
                        backend="numba").shape == (0, 8)  # fmt: skip
-    assert row_pairs(empty).start.tolist() == [0]
+    assert block_pairs(empty).start.tolist() == [0]
 
 
 def test_backend_choice_env_and_gradients(monkeypatch):
     feats, weight = torch.randn(4, 16), torch.randn(27, 16, 16)
     assert resolve_backend(None, feats, weight, needs_grad=False) == "numba"
     assert resolve_backend(None, feats, weight, needs_grad=True) == "torch"  # autograd
-    assert resolve_backend(None, feats, torch.randn(27, 16, 64), needs_grad=False) == "torch"
+    assert resolve_backend(None, feats, torch.randn(27, 16, 256), needs_grad=False) == "numba"
+    assert resolve_backend(None, feats, torch.randn(27, 16, 20), needs_grad=False) == "torch"
     assert resolve_backend(None, feats.half(), weight.half(), needs_grad=False) == "torch"
     monkeypatch.setenv(BACKEND_ENV, "torch")
     assert resolve_backend(None, feats, weight, needs_grad=False) == "torch"
