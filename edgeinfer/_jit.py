@@ -122,7 +122,10 @@ def warmer(function: Callable[[], None]) -> Callable[[], None]:
     return function
 
 
-KERNEL_MODULES = ("edgeinfer.common_sparse.fused", "edgeinfer.nlp.spatten.quant")
+KERNEL_MODULES = (
+    "edgeinfer.common_sparse.fused", "edgeinfer.common_sparse.hashing",
+    "edgeinfer.nlp.spatten.quant",
+)
 """The modules that define kernels (imported by :func:`warm_up`)."""
 
 

@@ -1,15 +1,19 @@
-"""How close can a gather -> GEMM -> scatter convolution get, without a fused kernel?
+"""How close do the sparse convolution's paths get to their floors?
 
 Two measurements on the point-cloud benchmark scan (``edgeinfer.pointcloud.bench``), one
 process, medians of interleaved repeats:
 
-1. A sub-manifold 3x3x3 conv with a cached kernel map at 32 channels: the bare GEMMs on rows
-   gathered beforehand (the ``pointcloud-gemm`` baseline), the same GEMMs with the rows
-   gathered in cache-sized chunks but *no scatter at all*, and ``sparse_conv``. The middle
-   figure is a floor for any design that gathers rows into a buffer before its GEMM.
-2. A MinkUNet forward (width 0.5) against spconv's, with the time spent inside ``torch.mm`` /
-   ``torch.addmm`` counted: spconv's time over that GEMM time bounds the speed-up a forward
-   could reach if every other step (gathers, sums, kernel maps) cost nothing. Needs spconv.
+1. A sub-manifold 3x3x3 conv with a cached kernel map at 16, 32 and 64 channels: the bare
+   GEMMs on rows gathered beforehand (the ``pointcloud-gemm`` baseline), the same GEMMs with
+   the rows gathered in cache-sized chunks but *no scatter at all* (a floor for any design
+   that gathers rows into a buffer before its GEMM), the torch path of ``sparse_conv``, the
+   fused numba kernel, and that kernel on a copy of the map whose pairs read the input rows
+   in memory order (the same arithmetic without the random gather: the fused kernel's floor
+   on this CPU). Each with its rate in GFLOP/s (2 x MACs / time).
+2. A MinkUNet forward (width 0.5) against spconv's, with the time spent inside the
+   convolution kernels counted (``torch.mm`` / ``torch.addmm`` and the fused kernels): spconv's
+   time over that time bounds the speed-up a forward could reach if every other step (kernel
+   maps, BatchNorm folding, concatenations) cost nothing. Needs spconv.
 
     .venv/bin/python scripts/sparse_gemm_floor.py --threads 1
     .venv/bin/python scripts/sparse_gemm_floor.py --threads 2
@@ -29,11 +33,15 @@ from edgeinfer.bench.allocator import steady_allocator
 from edgeinfer.pointcloud import bench
 
 
-def conv_floor(threads: int, repeats: int = 15) -> dict[str, float]:
-    state = bench._gemm_setup(32)
+def conv_floor(threads: int, channels: int, repeats: int = 15) -> tuple[dict[str, float], int]:
+    """Medians in ms of each way to run the conv, and the map's number of pairs."""
+    from edgeinfer import _jit
+    from edgeinfer.common_sparse import fused, sparse_conv
+
+    state = bench._gemm_setup(channels)
     kernel_map, feats, weight = state["map"], state["feats"], state["weight"]
     chunk = 4096 * threads
-    gathered, products = torch.empty(chunk, 32), torch.empty(chunk, 32)
+    gathered, products = torch.empty(chunk, channels), torch.empty(chunk, channels)
 
     def gather_and_multiply() -> None:
         for k, rows in enumerate(kernel_map.in_rows):
@@ -42,18 +50,41 @@ def conv_floor(threads: int, repeats: int = 15) -> dict[str, float]:
                 torch.index_select(feats, 0, rows[start:stop], out=gathered[: stop - start])
                 torch.mm(gathered[: stop - start], weight[k], out=products[: stop - start])
 
-    timings = time_interleaved({
+    runs: dict[str, Callable[[], object]] = {
         "bare GEMMs": lambda: bench._gemm_baseline(state),
         "gather + GEMM, no scatter": gather_and_multiply,
-        "sparse_conv": lambda: bench._gemm_candidate(state),
-    }, repeats=repeats)
-    return {name: stats.median for name, stats in timings.items()}
+        "torch path": lambda: sparse_conv(feats, weight, kernel_map, kernel_map.n_out,
+                                          backend="torch"),
+    }
+    if _jit.available() and fused.tile_for(channels) is not None:
+        pairs = fused.block_pairs(kernel_map)
+        in_order = (np.arange(pairs.source.size) % kernel_map.n_in).astype(np.uint32)
+        width = fused.tile_for(channels)
+        kernel = _jit.get(fused.kernel_for(channels))
+        x = feats.numpy()
+        w = np.ascontiguousarray(weight.numpy().reshape(27, channels, -1, width)
+                                 .transpose(2, 0, 1, 3))  # fmt: skip
+        out = np.empty((kernel_map.n_out, channels // width, width), dtype=np.float32)
+        none = np.zeros((0, 0), dtype=np.float32)
+
+        def rows_in_order() -> None:
+            with _jit.threads():
+                kernel(x, w, pairs.start, pairs.target, in_order, none, none.reshape(0, 0, 0),
+                       False, pairs.block, out)  # fmt: skip
+
+        runs["fused kernel"] = lambda: sparse_conv(feats, weight, kernel_map, kernel_map.n_out,
+                                                   backend="numba")
+        runs["fused, rows in memory order"] = rows_in_order
+    timings = time_interleaved(runs, repeats=repeats)
+    return {name: stats.median for name, stats in timings.items()}, sum(kernel_map.pair_counts())
 
 
 def network_floor(repeats: int = 5) -> dict[str, float]:
+    from edgeinfer.common_sparse import fused
+
     state = bench._net_setup("minkunet", 0.5)
     inside = [0.0]
-    plain = torch.mm, torch.addmm
+    plain = torch.mm, torch.addmm, fused.fused_conv
 
     def counted(fn: Callable) -> Callable:
         def run(*args, **kwargs):
@@ -63,24 +94,24 @@ def network_floor(repeats: int = 5) -> dict[str, float]:
             return result
         return run
 
-    ours, gemms, theirs = [], [], []
+    ours, kernels, theirs = [], [], []
     bench._net_candidate(state)
     bench._net_baseline(state)
     for _ in range(repeats):
         inside[0] = 0.0
-        torch.mm, torch.addmm = counted(plain[0]), counted(plain[1])
+        torch.mm, torch.addmm, fused.fused_conv = (counted(fn) for fn in plain)
         try:
             start = time.perf_counter()
             bench._net_candidate(state)
             ours.append(time.perf_counter() - start)
         finally:
-            torch.mm, torch.addmm = plain
-        gemms.append(inside[0])
+            torch.mm, torch.addmm, fused.fused_conv = plain
+        kernels.append(inside[0])
         start = time.perf_counter()
         bench._net_baseline(state)
         theirs.append(time.perf_counter() - start)
     return {name: float(np.median(values)) * 1e3
-            for name, values in (("edgeinfer", ours), ("its GEMM calls", gemms),
+            for name, values in (("edgeinfer", ours), ("its conv kernels", kernels),
                                  ("spconv", theirs))}
 
 
@@ -92,21 +123,24 @@ def main() -> None:
         parser.error(f"--threads must be >= 1; got {args.threads}")
     torch.set_num_threads(args.threads)
     with steady_allocator(), torch.no_grad():
-        conv = conv_floor(args.threads)
-        bare = conv["bare GEMMs"]
-        print(f"cached-map subm3 conv, 32 channels, {args.threads} thread(s): "
-              + ", ".join(f"{name} {ms:.1f} ms ({ms / bare:.2f}x bare)"
-                          for name, ms in conv.items()))
+        for channels in (16, 32, 64):
+            conv, pairs = conv_floor(args.threads, channels)
+            bare = conv["bare GEMMs"]
+            flops = 2 * pairs * channels * channels / 1e6
+            print(f"cached-map subm3 conv, {channels} channels, {args.threads} thread(s): "
+                  + ", ".join(f"{name} {ms:.1f} ms ({ms / bare:.2f}x bare, "
+                              f"{flops / ms:.0f} GFLOP/s)" for name, ms in conv.items()))
         try:
             import spconv  # noqa: F401
         except ImportError:
             print("MinkUNet floor skipped: spconv is not installed (extra 'peers')")
             return
         net = network_floor()
+        kernels = net["its conv kernels"]
         print(f"MinkUNet width 0.5, {args.threads} thread(s): edgeinfer {net['edgeinfer']:.0f} ms "
-              f"(its GEMM calls {net['its GEMM calls']:.0f} ms), spconv {net['spconv']:.0f} ms; "
+              f"(its conv kernels {kernels:.0f} ms), spconv {net['spconv']:.0f} ms; "
               f"speed-up {net['spconv'] / net['edgeinfer']:.2f}x, at most "
-              f"{net['spconv'] / net['its GEMM calls']:.2f}x with every non-GEMM step free")
+              f"{net['spconv'] / kernels:.2f}x with every step but the conv kernels free")
 
 
 if __name__ == "__main__":

@@ -60,32 +60,57 @@ class BlockPairs:
     source: np.ndarray
 
 
-def block_pairs(kernel_map: KernelMap, block: int = ROW_BLOCK) -> BlockPairs:
+def block_pairs(kernel_map: KernelMap, block: int = ROW_BLOCK) -> BlockPairs | None:
     """The map's pairs regrouped by output-row block and offset (built once per map and
-    block size, kept in ``kernel_map.derived``)."""
+    block size, kept in ``kernel_map.derived``), or ``None`` when numba kernels are off.
+
+    A counting sort (one numba pass to count the pairs of each block and offset, one to
+    place them), stable: within a block and offset, pairs keep the map's order."""
     key = ("block_pairs", block)
     cached = kernel_map.derived.get(key)
     if cached is not None:
         return cached
-    counts = kernel_map.pair_counts()
+    group = _jit.get("block_pairs")
+    if group is None:
+        return None
     volume = kernel_map.volume
     n_blocks = (kernel_map.n_out + block - 1) // block
-    if sum(counts):
-        target = np.concatenate([rows.numpy() for rows in kernel_map.out_rows])
-        source = np.concatenate([rows.numpy() for rows in kernel_map.in_rows])
-        offset = np.repeat(np.arange(volume, dtype=np.int64), counts)
-        bucket = (target.astype(np.int64) // block) * volume + offset
-        order = np.argsort(bucket, kind="stable")  # keeps each offset's row order
-        target, source = target[order].astype(np.uint32), source[order].astype(np.uint32)
-        per_bucket = np.bincount(bucket, minlength=n_blocks * volume)
-    else:
-        target = source = np.zeros(0, dtype=np.uint32)
-        per_bucket = np.zeros(n_blocks * volume, dtype=np.int64)
+    counts = np.asarray(kernel_map.pair_counts(), dtype=np.int64)
+    total = int(counts.sum())
     start = np.zeros(n_blocks * volume + 1, dtype=np.int64)
-    np.cumsum(per_bucket, out=start[1:])
-    pairs = BlockPairs(block, start, np.ascontiguousarray(target), np.ascontiguousarray(source))
+    target = np.empty(total, dtype=np.uint32)
+    source = np.empty(total, dtype=np.uint32)
+    if total:
+        group(np.concatenate([rows.numpy() for rows in kernel_map.out_rows]),
+              np.concatenate([rows.numpy() for rows in kernel_map.in_rows]),
+              counts, block, start, target, source)  # fmt: skip
+    pairs = BlockPairs(block, start, target, source)
     kernel_map.derived[key] = pairs
     return pairs
+
+
+@_jit.kernel("block_pairs")
+def _block_pairs_kernel(numba):
+    @numba.njit(cache=True, nogil=True)
+    def group(targets, sources, counts, block, start, target, source):
+        volume = counts.shape[0]
+        p = 0
+        for k in range(volume):  # pairs per (block, offset), counted into start[1:]
+            for _ in range(counts[k]):
+                start[(targets[p] // block) * volume + k + 1] += 1
+                p += 1
+        for j in range(1, start.shape[0]):
+            start[j] += start[j - 1]
+        fill = start[:-1].copy()
+        p = 0
+        for k in range(volume):
+            for _ in range(counts[k]):
+                bucket = (targets[p] // block) * volume + k
+                place = fill[bucket]
+                fill[bucket] = place + 1
+                target[place], source[place] = targets[p], sources[p]
+                p += 1
+    return group
 
 
 @functools.cache
@@ -215,6 +240,8 @@ def fused_conv(
     width = tile_for(int(c_out)) or int(c_out)
     tiles = c_out // width if c_out else 0
     pairs = block_pairs(kernel_map)
+    if pairs is None:
+        return None
     dtype = feats.dtype
     x = feats.detach().contiguous().numpy()
     w = (weight.detach().to(dtype).reshape(volume, c_in, tiles, width)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import _jit
 from ._threads import parallel_map
 from .coords import (
     _check_range,
@@ -282,6 +283,11 @@ def _window_pairs(
     padded = np.concatenate([sorted_keys, np.full(max(widths), _PAD, dtype=np.int64)])
     deltas = offset_keys(steps).tolist()
 
+    windows = _jit.get("window_pairs")
+    if windows is not None:
+        return _window_pairs_jit(windows, padded, table_rows, query_keys, query_rows, steps,
+                                 columns, widths, deltas, z_steps, spacing)  # fmt: skip
+
     def column_pairs(column: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         ks, width = columns[column], widths[column]
         low = min(z_steps[k] for k in ks)
@@ -306,6 +312,61 @@ def _window_pairs(
         for k, pair in zip(ks, found, strict=True):
             pairs[k] = pair
     return pairs
+
+
+def _window_pairs_jit(windows, padded, table_rows, query_keys, query_rows, steps, columns,
+                      widths, deltas, z_steps, spacing) -> Pairs:
+    """``_window_pairs``'s merges in one numba pass per column (columns in parallel): a
+    pointer walks the sorted table once per column instead of a merge sort per column. The
+    same pairs in the same order as the numpy merges."""
+    n_steps = steps.shape[0]
+    base = np.zeros(len(columns), dtype=np.int64)
+    low = np.zeros(len(columns), dtype=np.int64)
+    slots = np.full((len(columns), max(widths)), -1, dtype=np.int64)  # z slot -> step
+    for column, ks in enumerate(columns):
+        base[column] = deltas[ks[0]] - z_steps[ks[0]]
+        low[column] = min(z_steps[k] for k in ks)
+        for k in ks:
+            slots[column, (z_steps[k] - low[column]) // spacing] = k
+    # two walks: the first counts each step's hits, the second writes them where they belong
+    # (exact sizes: a buffer of every step x every query would cost more in page faults)
+    counts = np.zeros(n_steps + 1, dtype=np.int64)
+    nothing = np.zeros(0, dtype=np.int64)
+    windows(padded, table_rows, query_keys, query_rows, base, low, slots, spacing, False,
+            counts[1:], nothing, nothing)  # fmt: skip
+    starts = np.cumsum(counts)
+    found_table = np.empty(int(starts[-1]), dtype=np.int64)
+    found_query = np.empty(int(starts[-1]), dtype=np.int64)
+    windows(padded, table_rows, query_keys, query_rows, base, low, slots, spacing, True,
+            starts[:-1].copy(), found_table, found_query)  # fmt: skip
+    return [(torch.from_numpy(found_table[a:b]), torch.from_numpy(found_query[a:b]))
+            for a, b in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True)]
+
+
+@_jit.kernel("window_pairs")
+def _window_pairs_kernel(numba):
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def windows(padded, table_rows, query_keys, query_rows, base, low, slots, spacing, fill,
+                place, found_table, found_query):
+        width = slots.shape[1]
+        for column in numba.prange(base.shape[0]):
+            j = 0
+            for q in range(query_keys.shape[0]):
+                key = query_keys[q] + base[column]  # the key of query + the column's step, dz=0
+                while padded[j] < key + low[column]:
+                    j += 1
+                for w in range(width):  # the window's keys: a hit where the gap is a step
+                    gap = padded[j + w] - key - low[column]
+                    if gap < 0 or gap >= width * spacing:
+                        break
+                    if gap % spacing == 0:
+                        k = slots[column, gap // spacing]
+                        if k >= 0:  # count a hit, or write it at its step's next place
+                            if fill:
+                                found_table[place[k]] = table_rows[j + w]
+                                found_query[place[k]] = query_rows[q]
+                            place[k] += 1
+    return windows
 
 
 def lookup_pairs(
@@ -339,3 +400,10 @@ def _hit_pairs(found: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``found (M,)`` table rows or -1 per query -> (table_rows, query_rows) of the hits."""
     query_rows = torch.nonzero(found >= 0).reshape(-1)
     return found[query_rows], query_rows
+
+
+@_jit.warmer
+def _warm() -> None:
+    coords = torch.zeros(1, 4, dtype=torch.int64)
+    lookup_pairs(CoordTable.build(coords), coords, coords, torch.zeros(1, 3, dtype=torch.int64),
+                 max_cells=0)

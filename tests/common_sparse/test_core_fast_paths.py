@@ -58,6 +58,28 @@ def test_windowed_search_matches_the_sorted_lookup(ndim, kernel_size, dilation, 
     assert _pair_sets(lookup_pairs(table, coords, queries, steps)) == expected  # grid
 
 
+@pytest.mark.parametrize(("same", "spacing", "kernel_size"),
+                         [(True, 1, 3), (False, 1, 3), (True, 2, 3), (False, 2, 5), (True, 1, 2)])
+def test_windowed_search_numba_walk_equals_the_numpy_merges(monkeypatch, same, spacing,
+                                                            kernel_size):
+    """The numba walk returns the very pairs, in the very order, of the numpy merges."""
+    from edgeinfer import _jit
+
+    if not _jit.available():
+        pytest.skip("numba is not installed")
+    coords = random_coords(400, 3, 14, seed=spacing, low=-6)
+    coords[:, 1:] *= spacing
+    queries = coords if same else random_coords(300, 3, 14, seed=9, low=-6) * spacing
+    steps = kernel_offsets(kernel_size, 3) * spacing
+    table = CoordTable.build(coords)
+    walked = lookup_pairs(table, coords, queries, steps, 0, spacing=spacing)
+    monkeypatch.setenv(_jit.ENV, "0")
+    merged = lookup_pairs(table, coords, queries, steps, 0, spacing=spacing)
+    assert sum(rows.numel() for rows, _ in walked) > len(queries)  # neighbours were found
+    for (table_a, query_a), (table_b, query_b) in zip(walked, merged, strict=True):
+        assert torch.equal(table_a, table_b) and torch.equal(query_a, query_b)
+
+
 def test_windowed_search_falls_back_near_the_edge_of_the_key_range():
     top = key_layout(3).spatial_max
     coords = random_coords(40, 3, 5, seed=3, low=top - 4)

@@ -183,3 +183,19 @@ def test_training_takes_the_torch_path_and_gets_gradients():
     with torch.no_grad():
         fused = sparse_conv(feats, weight, kernel_map, kernel_map.n_out, relu=True)
     torch.testing.assert_close(fused, out.detach(), atol=CONV_ATOL, rtol=CONV_RTOL)
+
+
+def test_block_pairs_group_every_pair_by_block_and_offset_in_map_order():
+    coords = random_coords(700, 3, 12, seed=8)
+    down, _ = build_strided_map(coords, 3, 2)
+    for kernel_map in (build_submanifold_map(coords, 3), down, transpose_kernel_map(down)):
+        pairs = block_pairs(kernel_map, block=32)
+        volume = kernel_map.volume
+        for b in range(-(-kernel_map.n_out // 32)):
+            for k in range(volume):
+                lo, hi = pairs.start[b * volume + k], pairs.start[b * volume + k + 1]
+                out_rows, in_rows = kernel_map.out_rows[k], kernel_map.in_rows[k]
+                inside = (out_rows // 32) == b
+                assert pairs.target[lo:hi].tolist() == out_rows[inside].tolist()
+                assert pairs.source[lo:hi].tolist() == in_rows[inside].tolist()
+        assert pairs.start[-1] == sum(kernel_map.pair_counts())
