@@ -62,8 +62,7 @@ def conv_floor(threads: int, channels: int, repeats: int = 15) -> tuple[dict[str
         width = fused.tile_for(channels)
         kernel = _jit.get(fused.kernel_for(channels))
         x = feats.numpy()
-        w = np.ascontiguousarray(weight.numpy().reshape(27, channels, -1, width)
-                                 .transpose(2, 0, 1, 3))  # fmt: skip
+        w = weight.numpy().reshape(27, channels, -1, width)
         out = np.empty((kernel_map.n_out, channels // width, width), dtype=np.float32)
         none = np.zeros((0, 0), dtype=np.float32)
 

@@ -144,7 +144,7 @@ def kernel_for(c_out: int) -> str:
 _HEAD = """\
 def {name}(x, w, start, target, source, bias, initial, relu, block, out):
     n_out, n_tiles, width = out.shape
-    volume, c_in = w.shape[1], x.shape[1]
+    volume, c_in = w.shape[0], x.shape[1]
     with_bias, with_initial = bias.shape[0] > 0, initial.shape[0] > 0
     zero = np.zeros(1, dtype=out.dtype)[0]
     for b in prange((n_out + block - 1) // block):
@@ -176,7 +176,7 @@ _GENERIC = """\
                     for c in range(c_in):
                         value = x[i, c]
                         for j in range(width):
-                            out[o, t, j] += value * w[t, k, c, j]
+                            out[o, t, j] += value * w[k, c, t, j]
 """
 
 
@@ -193,7 +193,7 @@ def _tile_source(width: int, group: int) -> str:
     body.append(f"{pad}for c in range(c_in):")
     body += [f"{pad}    v{g} = x[i{g}, c]" for g in rows]
     for j in cols:
-        body.append(f"{pad}    w{j} = w[t, k, c, {j}]")
+        body.append(f"{pad}    w{j} = w[k, c, t, {j}]")
         body += [f"{pad}    a{g}_{j} += v{g} * w{j}" for g in rows]
     for g in rows:
         body += [f"{pad}out[o{g}, t, {j}] = a{g}_{j}" for j in cols]
@@ -244,8 +244,8 @@ def fused_conv(
         return None
     dtype = feats.dtype
     x = feats.detach().contiguous().numpy()
-    w = (weight.detach().to(dtype).reshape(volume, c_in, tiles, width)
-         .permute(2, 0, 1, 3).contiguous().numpy())  # (tiles, K, C_in, width)
+    # (K, C_in, tiles, width): a view of the contiguous weight, no copy
+    w = weight.detach().to(dtype).contiguous().numpy().reshape(volume, c_in, tiles, width)
     empty = np.zeros(0, dtype=x.dtype)
     b = (empty.reshape(0, 0) if bias is None
          else bias.detach().to(dtype).contiguous().numpy().reshape(tiles, width))

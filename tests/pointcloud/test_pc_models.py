@@ -200,6 +200,39 @@ def test_eval_batchnorm_folds_into_the_conv_before_it():
     torch.testing.assert_close(conv(inputs, folded=folded).feats, expected, atol=1e-5, rtol=1e-5)
 
 
+def test_the_kept_fold_follows_every_change_of_its_inputs():
+    from edgeinfer.pointcloud import nn as spnn
+
+    torch.manual_seed(0)
+    conv, norm = spnn.Conv3d(IN_CHANNELS, 6, 3, bias=True), spnn.BatchNorm(6)
+    norm.eval()
+
+    def fresh():  # the fold computed from scratch
+        return norm._fold(conv.kernel, conv.bias)
+
+    with torch.no_grad():
+        first = norm.folded(conv.kernel, conv.bias)
+        assert norm.folded(conv.kernel, conv.bias) is first  # kept while nothing changes
+        changes = [
+            lambda: norm.running_mean.add_(0.5),  # in place
+            lambda: norm.running_var.mul_(2.0),
+            lambda: conv.kernel.mul_(0.5),
+            lambda: norm.load_state_dict({**norm.state_dict(), "weight": torch.full((6,), 3.0)}),
+            lambda: setattr(conv.bias, "data", conv.bias.data + 1.0),  # new storage
+        ]
+        for change in changes:
+            before = norm.folded(conv.kernel, conv.bias)
+            change()
+            after = norm.folded(conv.kernel, conv.bias)
+            assert not torch.equal(after[1], before[1]) or not torch.equal(after[0], before[0])
+            for got, want in zip(after, fresh(), strict=True):
+                assert torch.equal(got, want)
+        norm.double(), conv.double()
+        assert norm.folded(conv.kernel, conv.bias)[0].dtype == torch.float64
+    kernel = conv.kernel.detach().clone().requires_grad_(True)
+    assert norm.folded(kernel, conv.bias)[0].requires_grad  # with autograd: never the kept one
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_folded_eval_forward_equals_the_layer_by_layer_forward(name, monkeypatch):
     from edgeinfer.pointcloud.nn import BatchNorm

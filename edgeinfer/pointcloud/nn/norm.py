@@ -18,13 +18,34 @@ class BatchNorm(torch.nn.BatchNorm1d):
     In eval mode the models fold it into the convolution before it (``folded``).
     """
 
+    _folded_cache: tuple | None = None  # (inputs, their stamps, the fold): see ``folded``
+
     def folded(self, kernel: torch.Tensor, bias: torch.Tensor | None
                ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``(kernel', bias')`` of a convolution ``kernel (K, C_in, C)``/``bias (C,)`` followed
         by this norm: ``conv'(x) = norm(conv(x))`` up to rounding. ``None`` when the norm
-        normalises with batch statistics (training, or no running statistics)."""
+        normalises with batch statistics (training, or no running statistics).
+
+        Without autograd the result is kept on the norm and reused while ``kernel``, ``bias``
+        and the norm's parameters and statistics stay the same tensors with the same data
+        (same storage, no in-place change since), so an eval-mode forward does not refold
+        every layer."""
         if self.training or not self.track_running_stats or self.running_mean is None:
             return None
+        if torch.is_grad_enabled():  # the fold must carry the graph to the parameters
+            return self._fold(kernel, bias)
+        inputs = (kernel, bias, self.running_mean, self.running_var, self.weight, self.bias)
+        stamp = tuple(None if t is None else (t._version, t.data_ptr(), t.dtype) for t in inputs)
+        cached = self._folded_cache
+        if (cached is not None and cached[1] == stamp
+                and all(a is b for a, b in zip(cached[0], inputs, strict=True))):
+            return cached[2]
+        folded = self._fold(kernel, bias)
+        self._folded_cache = (inputs, stamp, folded)
+        return folded
+
+    def _fold(self, kernel: torch.Tensor, bias: torch.Tensor | None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
         scale = torch.rsqrt(self.running_var + self.eps)
         if self.weight is not None:
             scale = scale * self.weight
