@@ -10,10 +10,12 @@ process, medians of interleaved repeats:
    fused numba kernel, and that kernel on a copy of the map whose pairs read the input rows
    in memory order (the same arithmetic without the random gather: the fused kernel's floor
    on this CPU). Each with its rate in GFLOP/s (2 x MACs / time).
-2. A MinkUNet forward (width 0.5) against spconv's, with the time spent inside the
+2. A MinkUNet forward (width 0.5 and 1.0) against spconv's, with the time spent inside the
    convolution kernels counted (``torch.mm`` / ``torch.addmm`` and the fused kernels): spconv's
    time over that time bounds the speed-up a forward could reach if every other step (kernel
    maps, BatchNorm folding, concatenations) cost nothing. Needs spconv.
+
+Also printed, for scale: the rate of torch's dense ``mm`` (65,536 rows by C x C) here.
 
     .venv/bin/python scripts/sparse_gemm_floor.py --threads 1
     .venv/bin/python scripts/sparse_gemm_floor.py --threads 2
@@ -78,10 +80,20 @@ def conv_floor(threads: int, channels: int, repeats: int = 15) -> tuple[dict[str
     return {name: stats.median for name, stats in timings.items()}, sum(kernel_map.pair_counts())
 
 
-def network_floor(repeats: int = 5) -> dict[str, float]:
+def dense_rates(repeats: int = 7) -> dict[int, float]:
+    """GFLOP/s of torch's dense ``mm`` of 65,536 rows by C x C, for scale."""
+    rates = {}
+    for channels in (48, 128, 256):
+        a, b = torch.randn(65_536, channels), torch.randn(channels, channels)
+        timings = time_interleaved({"mm": lambda: a @ b}, repeats=repeats)  # noqa: B023
+        rates[channels] = 2 * 65_536 * channels * channels / timings["mm"].median / 1e6
+    return rates
+
+
+def network_floor(width: float, repeats: int = 5) -> dict[str, float]:
     from edgeinfer.common_sparse import fused
 
-    state = bench._net_setup("minkunet", 0.5)
+    state = bench._net_setup("minkunet", width)
     inside = [0.0]
     plain = torch.mm, torch.addmm, fused.fused_conv
 
@@ -110,7 +122,7 @@ def network_floor(repeats: int = 5) -> dict[str, float]:
         bench._net_baseline(state)
         theirs.append(time.perf_counter() - start)
     return {name: float(np.median(values)) * 1e3
-            for name, values in (("edgeinfer", ours), ("its conv kernels", kernels),
+            for name, values in (("edgeinfer", ours), ("its convolutions", kernels),
                                  ("spconv", theirs))}
 
 
@@ -122,6 +134,9 @@ def main() -> None:
         parser.error(f"--threads must be >= 1; got {args.threads}")
     torch.set_num_threads(args.threads)
     with steady_allocator(), torch.no_grad():
+        rates = dense_rates()
+        print(f"dense torch mm, 65,536 rows, {args.threads} thread(s): "
+              + ", ".join(f"C={c}: {r:.0f} GFLOP/s" for c, r in rates.items()))
         for channels in (16, 32, 64):
             conv, pairs = conv_floor(args.threads, channels)
             bare = conv["bare GEMMs"]
@@ -134,12 +149,13 @@ def main() -> None:
         except ImportError:
             print("MinkUNet floor skipped: spconv is not installed (extra 'peers')")
             return
-        net = network_floor()
-        kernels = net["its conv kernels"]
-        print(f"MinkUNet width 0.5, {args.threads} thread(s): edgeinfer {net['edgeinfer']:.0f} ms "
-              f"(its conv kernels {kernels:.0f} ms), spconv {net['spconv']:.0f} ms; "
-              f"speed-up {net['spconv'] / net['edgeinfer']:.2f}x, at most "
-              f"{net['spconv'] / kernels:.2f}x with every step but the conv kernels free")
+        for width in (0.5, 1.0):
+            net = network_floor(width)
+            kernels = net["its convolutions"]
+            print(f"MinkUNet width {width}, {args.threads} thread(s): edgeinfer "
+                  f"{net['edgeinfer']:.0f} ms (its convolutions {kernels:.0f} ms), spconv "
+                  f"{net['spconv']:.0f} ms; speed-up {net['spconv'] / net['edgeinfer']:.2f}x, at "
+                  f"most {net['spconv'] / kernels:.2f}x with every step but the convolutions free")
 
 
 if __name__ == "__main__":

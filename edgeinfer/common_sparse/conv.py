@@ -1,4 +1,6 @@
-"""Sparse convolution over a kernel map: gather -> GEMM -> scatter-add.
+"""Sparse convolution over a kernel map: the torch path (gather -> GEMM -> scatter-add), and
+the choice of backend (``sparse_conv`` runs ``fused.fused_conv`` where it can: see
+:func:`resolve_backend`).
 
 For offset ``k`` with pairs ``(in_rows, out_rows)``: ``y[out_rows] += x[in_rows] @ W_k``.
 Offsets with similar pair counts can be stacked (padded to the largest count) and multiplied

@@ -365,7 +365,8 @@ BENCHMARKS = (
             f"The same scan ({SCAN_VOXELS:,} voxels), 3x3x3 sub-manifold map built in setup. "
             "Baseline: one torch matmul per kernel offset on that offset's input rows, "
             "gathered in setup (the GEMM work of the conv and nothing else). edgeinfer: "
-            "sparse_conv with the cached map (gather + GEMM + scatter-add). A speed-up of "
+            "sparse_conv with the cached map, default backend (the fused numba kernel where "
+            "numba runs, else gather + GEMM + scatter-add). A speed-up of "
             "1/1.2 = 0.83 means the conv costs 1.2x its bare GEMMs. Quality: max abs error "
             "against the bare products summed in float64."
         ),
