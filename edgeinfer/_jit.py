@@ -124,7 +124,7 @@ def warmer(function: Callable[[], None]) -> Callable[[], None]:
 
 KERNEL_MODULES = (
     "edgeinfer.common_sparse.fused", "edgeinfer.common_sparse.hashing",
-    "edgeinfer.nlp.spatten.quant",
+    "edgeinfer.nlp.spatten.quant", "edgeinfer.pointcloud.functional.pointvoxel",
 )
 """The modules that define kernels (imported by :func:`warm_up`)."""
 

@@ -348,7 +348,7 @@ BENCHMARKS = (
             "voxels, batch 1. spconv layers/networks carry the same weights and run on the "
             "same input in the same process. 'map+conv': kernel maps built inside the timed "
             "call on both sides; 'cached map': maps built in setup. Networks in eval mode, "
-            "random weights; SPVCNN's point<->voxel steps are the same torch code on both "
+            "random weights; SPVCNN's point<->voxel steps are the same edgeinfer code on both "
             "sides (spconv has none), only its convolutions differ; edgeinfer folds each "
             "eval-mode BatchNorm into the conv before it, the spconv copy runs them as separate "
             "layers (spconv has no folding). Quality: max abs error vs spconv (rows matched by "

@@ -100,6 +100,35 @@ def test_devoxelize_matches_a_trilinear_loop(seed, stride):
     torch.testing.assert_close(out[:5], x.feats[:5], atol=INTERP_ATOL, rtol=0)
 
 
+def test_devoxelize_numba_and_torch_paths_agree_and_are_deterministic(monkeypatch):
+    """The numba pass (no gradient) against the torch gathers (numba off, or a gradient)."""
+    from edgeinfer import _jit
+
+    coords = random_coords(3000, 3, 20, batches=2, seed=3, low=-10)
+    coords[:, 1:] *= 2
+    gen = torch.Generator().manual_seed(4)
+    x = SparseTensor(torch.randn(len(coords), 16, generator=gen), coords.to(torch.int32), 2)
+    points = torch.cat([torch.randint(0, 2, (4000, 1), generator=gen).double(),
+                        (torch.rand(4000, 3, generator=gen) * 40 - 20).double()], dim=1)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = functional.devoxelize(x, points)
+        torch.set_num_threads(2)
+        two = functional.devoxelize(x, points)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(one, two)
+    assert bool((one != 0).any(dim=1).float().mean() > 0.5)  # most points see voxels
+    feats = x.feats.clone().requires_grad_(True)
+    graded = functional.devoxelize(x.replace(feats=feats), points)  # the torch path
+    graded.sum().backward()
+    assert feats.grad is not None and bool((feats.grad != 0).any())
+    torch.testing.assert_close(one, graded.detach(), atol=INTERP_ATOL, rtol=0)
+    monkeypatch.setenv(_jit.ENV, "0")
+    torch.testing.assert_close(one, functional.devoxelize(x, points), atol=INTERP_ATOL, rtol=0)
+
+
 def test_devoxelize_rules_for_missing_neighbours():
     x = SparseTensor(torch.tensor([[1.0], [3.0]]), torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0]],
                                                                 dtype=torch.int32))

@@ -9,15 +9,22 @@
   the weights of the present ones are renormalised to sum to 1. If the present neighbours all
   have weight 0 (the point lies on the face of missing voxels) they are averaged equally; a
   point with no present neighbour gets zeros.
+
+Without gradients the weighted sum over the 8 corners runs as one numba pass
+(``edgeinfer._jit``: each point's row written once, corners in a fixed order, the same at any
+thread count); with them, or with numba off, as torch gathers.
 """
 
 from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import torch
 
+from ... import _jit
 from ...common_sparse import CoordTable
+from ...common_sparse.hashing import lookup_pairs
 from ..tensor import SparseTensor
 
 __all__ = ["devoxelize", "voxelize"]
@@ -97,22 +104,56 @@ def devoxelize(voxels: SparseTensor, point_coords: torch.Tensor) -> torch.Tensor
     scaled = point_coords[:, 1:].to(torch.float64) / stride  # (N, 3) in stride units
     base = torch.floor(scaled)
     frac = scaled - base  # (N, 3) in [0, 1)
-    table = CoordTable.build(voxels.coords)
+    table_coords = voxels.coords.to(torch.int64)
+    table = CoordTable.build(table_coords)
     batch = point_coords[:, :1].round().to(torch.int64)
-    rows, weights = [], []
     corners = _corners()
-    for corner in corners:
-        site = (base.to(torch.int64) + corner) * stride  # (N, 3) at the input scale
-        rows.append(table.query(torch.cat([batch, site], dim=1)))
-        weights.append(torch.where(corner.bool(), frac, 1.0 - frac).prod(dim=1))
-    row = torch.stack(rows, dim=1)  # (N, 8)
-    present = row >= 0
+    cells = torch.cat([batch, base.to(torch.int64) * stride], dim=1)  # (N, 4) lowest corners
+    row = torch.full((len(cells), corners.shape[0]), -1, dtype=torch.int64)
+    pairs = lookup_pairs(table, table_coords, cells, corners * stride,
+                         spacing=int(voxels.stride[-1]))  # fmt: skip
+    for j, (voxel_rows, point_rows) in enumerate(pairs):
+        row[point_rows, j] = voxel_rows
+    weights = [torch.where(corner.bool(), frac, 1.0 - frac).prod(dim=1) for corner in corners]
+    present = row >= 0  # (N, 8)
     weight = torch.stack(weights, dim=1) * present  # (N, 8) float64
     flat = weight.sum(dim=1) == 0
     weight[flat] = present[flat].to(torch.float64)
     weight = weight / weight.sum(dim=1, keepdim=True).clamp(min=1e-300)
     weight = weight.to(feats.dtype)
+    needs_grad = torch.is_grad_enabled() and feats.requires_grad
+    interpolate = None if needs_grad else _jit.get("devoxelize")
+    if interpolate is not None and feats.dtype in (torch.float32, torch.float64):
+        out = torch.empty(len(point_coords), feats.shape[1], dtype=feats.dtype)
+        with _jit.threads():
+            interpolate(feats.detach().contiguous().numpy(), row.numpy(),
+                        weight.contiguous().numpy(), out.numpy())  # fmt: skip
+        return out
     out = feats.new_zeros(len(point_coords), feats.shape[1])
     for j in range(corners.shape[0]):
         out = out + weight[:, j, None] * feats[row[:, j].clamp(min=0)]
     return out
+
+
+@_jit.kernel("devoxelize")
+def _devoxelize_kernel(numba):
+    @numba.njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
+    def interpolate(feats, rows, weights, out):
+        n_points, channels = out.shape
+        for block in numba.prange((n_points + 255) // 256):
+            for n in range(block * 256, min(n_points, (block + 1) * 256)):
+                for c in range(channels):
+                    out[n, c] = 0.0
+                for j in range(rows.shape[1]):  # corners in order; an absent one adds nothing
+                    row, weight = rows[n, j], weights[n, j]
+                    if row >= 0:
+                        for c in range(channels):
+                            out[n, c] += weight * feats[row, c]
+    return interpolate
+
+
+@_jit.warmer
+def _warm() -> None:
+    feats = np.zeros((1, 1), dtype=np.float32)
+    _jit.get("devoxelize")(feats, np.zeros((1, 8), dtype=np.int64), feats.repeat(8, axis=1),
+                           feats.copy())  # fmt: skip
