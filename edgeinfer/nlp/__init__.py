@@ -5,6 +5,8 @@ KV-cache token pruning for generation with causal LMs).
 (pooling from its sentence-transformers files), optionally pruned with a ``SpAttenConfig``
 (``load_encoder`` is the same without the info); ``create_model`` builds a fresh encoder of a
 family; ``apply_spatten`` wraps any HF BERT-family encoder in the pruned forward.
+``export`` writes a (pruned) encoder as one ONNX file whose graph scores and drops tokens;
+``OnnxEncoder`` (or ``load_encoder`` of that file) runs it with ONNX Runtime.
 ``generate`` / ``KVSession`` run a HF causal LM (``load_causal_lm``) with a ``KVPruneConfig``
 cache policy. ``transformers`` is imported only when a model is loaded.
 """
@@ -12,8 +14,10 @@ cache policy. ``transformers`` is imported only when a model is loaded.
 from .._info import PretrainedInfo, TextInput
 from .causal_lm import load_causal_lm
 from .encoder import Encoder, load_encoder, mean_pool, pool
+from .export import export
 from .generation import Generation, KVSession, continuation_scores, decode, generate
 from .kv_prune import KVPruneConfig
+from .onnx_encoder import OnnxEncoder
 from .predict import Embedder
 from .pretrained import FAMILIES, create_model, list_models, load_pretrained, read_pooling
 from .registry import (
@@ -43,6 +47,7 @@ __all__ = [
     "Generation",
     "KVPruneConfig",
     "KVSession",
+    "OnnxEncoder",
     "PretrainedInfo",
     "QuantConfig",
     "SpAttenConfig",
@@ -54,6 +59,7 @@ __all__ = [
     "continuation_scores",
     "create_model",
     "decode",
+    "export",
     "generate",
     "list_causal_lms",
     "list_encoders",

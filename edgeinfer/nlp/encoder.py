@@ -12,6 +12,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +21,9 @@ from torch import nn
 from .._info import POOLINGS
 from .registry import resolve_encoder_path
 from .spatten import SpAttenConfig, SpAttenStats, apply_spatten
+
+if TYPE_CHECKING:
+    from .onnx_encoder import OnnxEncoder
 
 __all__ = ["Encoder", "load_encoder", "mean_pool", "pool"]
 
@@ -164,7 +168,7 @@ def load_encoder(
     adaptation: str | Path | None = None,
     pooling: str = "mean",
     normalize: bool = True,
-) -> Encoder:
+) -> Encoder | OnnxEncoder:
     """Load a BERT-family sentence encoder offline, optionally with SpAtten pruning.
 
     Args:
@@ -178,6 +182,10 @@ def load_encoder(
         pooling / normalize: how token vectors become the text's vector (``"mean"`` or
             ``"cls"``; L2 normalisation); ``nlp.load_pretrained`` reads them from the folder.
 
+    A path to a file written by ``nlp.export`` (``.onnx``) gives an ``OnnxEncoder`` with the
+    file's own pruning, pooling and tokenizer (only ``max_length`` may be passed: it can
+    shorten, not change, what was exported).
+
     Raises:
         FileNotFoundError: unknown name / missing directory (lists what is available offline),
             or a missing ``adaptation`` file.
@@ -185,6 +193,9 @@ def load_encoder(
         TypeError / ValueError: bad ``spatten``, ``max_length`` or ``adaptation`` (including
             one trained for another model: its tensor names or shapes do not match).
     """
+    if isinstance(name_or_path, (str, Path)) and Path(name_or_path).suffix.lower() == ".onnx":
+        return _exported(name_or_path, max_length, spatten=spatten, adaptation=adaptation,
+                         pooling=pooling, normalize=normalize)  # fmt: skip
     path = resolve_encoder_path(name_or_path)
     if spatten is not None and not isinstance(spatten, SpAttenConfig):
         raise TypeError(f"spatten must be a SpAttenConfig or None; got {type(spatten).__name__}")
@@ -207,6 +218,20 @@ def load_encoder(
         raise ValueError(f"max_length must be in [2, {limit}] for this model; got {max_length}")
     return Encoder(model, tokenizer, spatten=spatten, max_length=max_length, pooling=pooling,
                    normalize=normalize)
+
+
+def _exported(path: str | Path, max_length: int | None, **fixed):
+    """``OnnxEncoder`` of an exported file; refuses settings the export fixed."""
+    from .onnx_encoder import OnnxEncoder
+
+    defaults = {"spatten": None, "adaptation": None, "pooling": "mean", "normalize": True}
+    changed = [name for name, value in fixed.items() if value != defaults[name]]
+    if changed:
+        raise ValueError(
+            f"{path} is an exported encoder: its {', '.join(changed)} were fixed at export; "
+            "export again with the settings you want (nlp.export) and load without them"
+        )
+    return OnnxEncoder(path, max_length=max_length)
 
 
 def _read_model(path: Path):

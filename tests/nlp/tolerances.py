@@ -3,6 +3,9 @@
 __all__ = [
     "ATTN_ATOL",
     "BATCH_ATOL",
+    "EXPORT_INT8_FIDELITY_GAP",
+    "EXPORT_INT8_MIN_COSINE",
+    "EXPORT_MIN_COSINE",
     "IDENTITY_ATOL",
     "MIN_COSINE_HALF",
     "MIN_INT8_LINEAR_COSINE",
@@ -21,3 +24,6 @@ ATTN_ATOL = 1e-5  # progressive attention vs its float references (measured ~5e-
 # measured cosine 0.99996 (scripts/int8_linear_ab.py; the earlier per-tensor 7-bit path 0.9998)
 MIN_INT8_LINEAR_COSINE = 0.999
 MIN_MEAN_COSINE_INT8 = 0.94
+EXPORT_MIN_COSINE = 0.99999  # exported fp32 graph vs the torch pruned forward (measured 1.0)
+EXPORT_INT8_MIN_COSINE = 0.99  # exported int8, unpruned, vs torch int8 (measured min 0.9986)
+EXPORT_INT8_FIDELITY_GAP = 0.01  # |cos-to-HF of exported int8 - of torch int8| (measured 6e-4)
